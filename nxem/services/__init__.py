@@ -1,0 +1,1 @@
+"""Local service runner: installs and starts Mosquitto, Kafka (KRaft) and PostgreSQL without Docker."""
