@@ -94,6 +94,10 @@ def encode(message: GatewayMessage) -> bytes:
     return _ENC.encode(message)
 
 
+def encode_reading(reading: GatewayReading) -> bytes:
+    return _ENC.encode(reading)
+
+
 def _check_envelope(msg: GatewayMessage | _Envelope) -> None:
     if msg.schema != SCHEMA_ID:
         raise ContractError("unsupported_schema", f"schema {msg.schema!r}, expected {SCHEMA_ID!r}")

@@ -1,0 +1,146 @@
+"""Translate one gateway MQTT message into the Kafka contract, or say why not.
+
+Pure: the registry routing and the clock are passed in. Output is an ``Outcome``: the
+accepted readings grouped per site (one ``ReadingBatch`` per site, normally exactly one) and
+one ``DeadLetter`` per refused message or reading, each with a reason code. A bad reading
+never takes the good readings of the same message with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from collector import payload
+from nxem.contract import DeadLetter, Reading, ReadingBatch
+from nxem.errors import ContractError
+
+ABSURD_ABS_VALUE = 1e12  # no meter in a Ningxia key energy-using unit reads beyond this in its unit
+
+
+class GatewayRouteLike(Protocol):
+    @property
+    def enterprise_id(self) -> str: ...
+    @property
+    def site_id(self) -> int: ...
+
+
+class MeterRouteLike(Protocol):
+    @property
+    def meter_id(self) -> int: ...
+    @property
+    def site_id(self) -> int: ...
+    @property
+    def enterprise_id(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Acceptance window for timestamps relative to the collector's clock."""
+
+    max_future: timedelta = timedelta(minutes=5)
+    max_age: timedelta = timedelta(days=400)
+
+
+@dataclass
+class Outcome:
+    batches: list[ReadingBatch] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return sum(len(b.readings) for b in self.batches)
+
+
+def _dead(
+    reason_code: str, reason: str, topic: str, original: bytes, now: datetime,
+    enterprise_id: str | None = None, gateway_id: str | None = None,
+) -> DeadLetter:
+    return DeadLetter(
+        stage="collector", reason_code=reason_code, reason=reason, received_at=now,
+        source=topic, original=original, enterprise_id=enterprise_id, gateway_id=gateway_id,
+    )
+
+
+def normalise(
+    topic: str,
+    data: bytes,
+    gateways: Mapping[str, GatewayRouteLike],
+    meters: Mapping[tuple[str, str], MeterRouteLike],
+    now: datetime,
+    limits: Limits = Limits(),
+) -> Outcome:
+    """Validate a message against its topic and the registry; never raises ContractError."""
+    out = Outcome()
+    try:
+        topic_enterprise, topic_gateway = payload.parse_topic(topic)
+        msg, rejected = payload.decode(data)
+    except ContractError as err:
+        out.dead_letters.append(_dead(err.reason_code, err.message, topic, data, now))
+        return out
+    if msg.enterprise != topic_enterprise or msg.gateway != topic_gateway:
+        out.dead_letters.append(_dead(
+            "topic_mismatch",
+            f"payload enterprise/gateway {msg.enterprise}/{msg.gateway} differ from topic "
+            f"{topic_enterprise}/{topic_gateway}",
+            topic, data, now, msg.enterprise, msg.gateway,
+        ))
+        return out
+    gw = gateways.get(msg.gateway)
+    if gw is None:
+        out.dead_letters.append(_dead(
+            "unknown_gateway", f"gateway {msg.gateway!r} is not registered", topic, data, now,
+            msg.enterprise, msg.gateway,
+        ))
+        return out
+    if gw.enterprise_id != msg.enterprise:
+        out.dead_letters.append(_dead(
+            "enterprise_mismatch",
+            f"gateway {msg.gateway!r} belongs to another enterprise than {msg.enterprise}",
+            topic, data, now, msg.enterprise, msg.gateway,
+        ))
+        return out
+    src = f"{topic}#seq={msg.seq}"
+    for rej in rejected:
+        out.dead_letters.append(_dead(
+            rej.reason_code, f"reading {rej.index}: {rej.reason}", src, rej.raw, now,
+            msg.enterprise, msg.gateway,
+        ))
+    newest, oldest = now + limits.max_future, now - limits.max_age
+    per_site: dict[int, list[Reading]] = {}
+    for i, r in enumerate(msg.readings):
+        route = meters.get((msg.gateway, r.meter))
+        problem: tuple[str, str] | None = None
+        if route is None:
+            problem = ("unknown_meter", f"meter {r.meter!r} is not registered on gateway {msg.gateway!r}")
+        elif r.unit is not None and r.unit != route.unit:
+            problem = ("unit_mismatch", f"meter {r.meter!r} sent unit {r.unit!r}, registered {route.unit!r}")
+        elif r.ts > newest:
+            problem = ("future_timestamp", f"meter {r.meter!r} ts {r.ts.isoformat()} is after now+{limits.max_future}")
+        elif r.ts < oldest:
+            problem = ("stale_timestamp", f"meter {r.meter!r} ts {r.ts.isoformat()} is before now-{limits.max_age}")
+        elif r.value < 0:
+            problem = ("negative_value", f"meter {r.meter!r} value {r.value!r} is negative")
+        elif r.value > ABSURD_ABS_VALUE:
+            problem = ("absurd_value", f"meter {r.meter!r} value {r.value!r} exceeds {ABSURD_ABS_VALUE:g}")
+        if problem is not None or route is None:
+            assert problem is not None
+            out.dead_letters.append(_dead(
+                problem[0], f"reading {i}: {problem[1]}", src, payload.encode_reading(r), now,
+                msg.enterprise, msg.gateway,
+            ))
+            continue
+        per_site.setdefault(route.site_id, []).append(
+            Reading(route.meter_id, r.ts.astimezone(UTC), r.value)
+        )
+    sent_at = msg.sent_at.astimezone(UTC)
+    for site_id, readings in per_site.items():
+        out.batches.append(ReadingBatch(
+            enterprise_id=msg.enterprise, site_id=site_id, gateway_id=msg.gateway, seq=msg.seq,
+            sent_at=sent_at, received_at=now, readings=readings,
+        ))
+    return out

@@ -1,0 +1,34 @@
+"""Endpoint settings shared by every process (one ``NXEM_`` prefix, frozen, built in __main__).
+
+Each component subclasses ``EndpointSettings`` with its own fields. A missing or invalid value
+fails at start-up with the variable's name, before any connection is made. Secrets are never
+fields of these objects: they are read from files when a connection is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class EndpointSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NXEM_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(default=REPO_ROOT / ".data", description="service data, logs, pids, secrets")
+    mqtt_host: str = Field(default="127.0.0.1", description="Mosquitto host")
+    mqtt_port: int = Field(default=11883, ge=1, le=65535, description="Mosquitto port")
+    kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers (comma-separated)")
+    topic_readings: str = Field(default="nxem.readings.v1", description="Kafka topic of reading batches")
+    topic_alerts: str = Field(default="nxem.alerts.v1", description="Kafka topic of alert transitions")
+    topic_deadletter: str = Field(default="nxem.deadletter.v1", description="Kafka topic of refused input")
+    pg_host: str = Field(default="127.0.0.1", description="PostgreSQL host")
+    pg_port: int = Field(default=15432, ge=1, le=65535, description="PostgreSQL port")
+    pg_db: str = Field(default="nxem", description="PostgreSQL database")
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"

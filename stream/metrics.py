@@ -1,0 +1,28 @@
+"""Prometheus metrics of the stream workers."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LAT = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+RECORDS_IN = Counter("nxem_worker_records_in_total", "Kafka records consumed")
+READINGS_STORED = Counter("nxem_worker_readings_written_total", "readings written (duplicates included)")
+DUPLICATES = Counter("nxem_worker_duplicate_readings_total", "readings already stored (replays, redeliveries)")
+INVALID = Counter("nxem_worker_invalid_total", "records dead-lettered by the worker, by reason", ["reason"])
+ALERTS = Counter("nxem_worker_alert_transitions_total", "alert transitions emitted", ["rule", "kind"])
+BACKEND_ERRORS = Counter("nxem_worker_backend_errors_total", "Kafka or PostgreSQL unavailable (retried)")
+POLL_READINGS = Histogram(
+    "nxem_worker_poll_readings", "readings per poll / DB transaction",
+    buckets=(10, 100, 500, 1000, 5000, 10_000, 50_000, 100_000, 200_000),
+)
+RULES_SECONDS = Histogram("nxem_worker_rules_seconds", "decode + rule evaluation + alert publish per poll", buckets=_LAT)
+WRITE_SECONDS = Histogram("nxem_worker_write_seconds", "database transaction per poll", buckets=_LAT)
+READING_TO_STORED = Histogram(
+    "nxem_worker_reading_to_stored_seconds", "gateway send time to database commit, per gateway batch", buckets=_LAT,
+)
+READING_TO_ALERT = Histogram(
+    "nxem_worker_reading_to_alert_seconds", "gateway send time to alert published, per poll with alerts", buckets=_LAT,
+)
+LAG = Gauge("nxem_worker_consumer_lag_records", "records behind the partition's high watermark", ["partition"])
+SITES = Gauge("nxem_worker_sites_in_memory", "sites whose rule state is held by this worker")

@@ -1,0 +1,163 @@
+"""The stream worker loop: Kafka poll -> rules -> alerts to Kafka -> one DB transaction -> offsets.
+
+Order of effects per poll, and why:
+1. decode the reading batches (a record that breaks the contract becomes a dead letter);
+2. feed the readings to the per-site rule state and collect alert transitions (pure domain);
+3. produce the transitions to the alerts topic and wait for Kafka's acks;
+4. write readings, alerts, transitions and dead letters in ONE database transaction;
+5. commit the Kafka offsets.
+A crash anywhere replays the poll: storage ignores duplicate readings and transitions
+(unique keys), and a replayed transition has the same (alert_key, kind, at), so consumers of
+the alerts topic dedupe on it. Nothing is committed to Kafka before the database has it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+
+from nxem import contract
+from nxem.contract import AlertEvent, DeadLetter, ReadingBatch
+from nxem.errors import BackendUnavailable, ContractError
+from stream import metrics as m
+
+log = logging.getLogger(__name__)
+
+
+class RuleEngine(Protocol):
+    def apply(self, batches: list[ReadingBatch]) -> list[AlertEvent]: ...
+    def reset(self) -> None: ...
+
+
+class Store(Protocol):
+    def write(self, rows: list[tuple[int, datetime, float]], alerts: list[AlertEvent], dead: list[DeadLetter]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class WorkerTopics:
+    readings: str
+    alerts: str
+    deadletter: str
+
+
+class Worker:
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        topics: WorkerTopics,
+        engine: RuleEngine,
+        store: Store,
+        max_records: int = 2000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._consumer, self._producer, self._topics = consumer, producer, topics
+        self._engine, self._store, self._max_records, self._clock = engine, store, max_records, clock
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self.step()
+                backoff = 0.5
+            except BackendUnavailable as err:
+                # Do not commit, do not poll on: seek back to the committed offsets and retry.
+                m.BACKEND_ERRORS.inc()
+                log.warning("backend unavailable, retrying in %.1fs: %s", backoff, err)
+                self._rewind()
+                self._stop.wait(backoff)
+                backoff = min(30.0, backoff * 2)
+
+    def _rewind(self) -> None:
+        """Forget the polled-but-uncommitted records so they are fetched again."""
+        self._engine.reset()  # rule state is rebuilt from the database, which did not change
+        for tp in self._consumer.assignment():
+            committed = self._consumer.committed(tp)
+            if committed is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+
+    def step(self) -> int:
+        polled = self._consumer.poll(timeout_ms=200, max_records=self._max_records)
+        if not polled:
+            return 0
+        t0 = time.perf_counter()
+        batches: list[ReadingBatch] = []
+        dead: list[DeadLetter] = []
+        now = self._clock()
+        for tp, records in polled.items():
+            for rec in records:
+                try:
+                    batches.append(contract.decode_batch(rec.value))
+                except ContractError as err:
+                    dead.append(DeadLetter(
+                        stage="worker", reason_code=err.reason_code, reason=err.message,
+                        received_at=now, source=f"{tp.topic}/{tp.partition}@{rec.offset}",
+                        original=rec.value or b"",
+                    ))
+        rows = [(r.meter_id, r.ts, r.value) for b in batches for r in b.readings]
+        alerts = self._engine.apply(batches)
+        self._publish(alerts, dead)
+        t1 = time.perf_counter()
+        self._store.write(rows, alerts, dead)
+        t2 = time.perf_counter()
+        try:
+            self._consumer.commit()
+        except KafkaError as err:
+            # The DB has the rows; a replay after a rebalance is harmless (idempotent storage).
+            raise BackendUnavailable(f"Kafka offset commit: {err}") from err
+        stored = datetime.now(UTC)
+        self._observe(batches, rows, alerts, dead, stored, t0, t1, t2)
+        return len(rows)
+
+    def _publish(self, alerts: list[AlertEvent], dead: list[DeadLetter]) -> None:
+        if not alerts and not dead:
+            return
+        futures = [
+            self._producer.send(self._topics.alerts, key=a.alert_key.encode(), value=contract.encode(a))
+            for a in alerts
+        ] + [self._producer.send(self._topics.deadletter, value=contract.encode(d)) for d in dead]
+        try:
+            self._producer.flush(timeout=30)
+            for f in futures:
+                f.get(timeout=30)
+        except KafkaError as err:
+            raise BackendUnavailable(f"Kafka produce of alerts/dead letters: {err}") from err
+
+    def _observe(
+        self, batches: list[ReadingBatch], rows: list[Any], alerts: list[AlertEvent],
+        dead: list[DeadLetter], stored: datetime, t0: float, t1: float, t2: float,
+    ) -> None:
+        m.RECORDS_IN.inc(len(batches) + len(dead))
+        m.READINGS_STORED.inc(len(rows))
+        m.POLL_READINGS.observe(len(rows))
+        m.RULES_SECONDS.observe(t1 - t0)
+        m.WRITE_SECONDS.observe(t2 - t1)
+        for d in dead:
+            m.INVALID.labels(d.reason_code).inc()
+        for a in alerts:
+            m.ALERTS.labels(a.rule, a.kind).inc()
+        for b in batches:
+            m.READING_TO_STORED.observe((stored - b.sent_at).total_seconds())
+        if alerts:
+            # The alert was published before the DB commit; its latency is bounded by this.
+            newest = max(b.sent_at for b in batches) if batches else stored
+            m.READING_TO_ALERT.observe((stored - newest).total_seconds())
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            pos = self._consumer.position(tp) if high is not None else None
+            if high is not None and pos is not None:
+                m.LAG.labels(str(tp.partition)).set(max(0, high - pos))
