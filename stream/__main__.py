@@ -1,0 +1,97 @@
+"""Wiring of a stream worker: settings -> adapters -> loop. ``python -m stream`` or ``nxem worker``."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from prometheus_client import start_http_server
+
+from nxem.errors import BackendUnavailable
+from nxem.kafka import make_consumer, make_producer
+from storage import roles
+from storage.registry import load_meters, load_sites
+from stream.postgres import PgStore
+from stream.registry import build_registry
+from stream.service import Worker, WorkerTopics
+from stream.settings import WorkerSettings
+from stream.sites import Registry, SiteEngine
+
+log = logging.getLogger(__name__)
+
+
+class RegistryCache:
+    """Sites and meters as the rules see them, refreshed in the background."""
+
+    def __init__(self, dsn: str, refresh_s: float) -> None:
+        self._dsn, self._refresh_s = dsn, refresh_s
+        self._snapshot = self._load()
+        threading.Thread(target=self._loop, name="registry-refresh", daemon=True).start()
+
+    def _load(self) -> Registry:
+        try:
+            with psycopg.connect(self._dsn, connect_timeout=10) as conn:
+                return build_registry(load_sites(conn), load_meters(conn))
+        except psycopg.Error as err:
+            raise BackendUnavailable(f"registry: {err}") from err
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self._refresh_s)
+            try:
+                self._snapshot = self._load()
+            except BackendUnavailable as err:
+                log.warning("registry refresh failed, keeping the last snapshot: %s", err)
+
+    def __call__(self) -> Registry:
+        return self._snapshot
+
+
+def main(settings: WorkerSettings | None = None) -> None:
+    s = settings or WorkerSettings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if s.worker_metrics_port:
+        start_http_server(s.worker_metrics_port, addr="127.0.0.1")
+    dsn = roles.dsn_for("nxem_ingest", s)
+    store = PgStore(dsn)
+    registry = RegistryCache(dsn, s.worker_registry_refresh_s)
+    engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days))
+
+    def on_revoke(_revoked: Any) -> None:
+        engine.reset()  # partitions moved: rebuild site state from the database when seen again
+
+    consumer = make_consumer(s.kafka_bootstrap, s.worker_group, s.worker_id)
+    from kafka import ConsumerRebalanceListener
+
+    class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            on_revoke(revoked)
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            log.info("partitions assigned %s", sorted(tp.partition for tp in assigned))
+
+    consumer.subscribe([s.topic_readings], listener=Listener())
+    producer = make_producer(s.kafka_bootstrap, s.worker_id)
+    worker = Worker(
+        consumer, producer, WorkerTopics(s.topic_readings, s.topic_alerts, s.topic_deadletter),
+        engine, store, max_records=s.worker_max_poll_records,
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    gc.freeze()
+    log.info("worker running group=%s kafka=%s", s.worker_group, s.kafka_bootstrap)
+    try:
+        worker.run()
+    finally:
+        consumer.close()
+        producer.close(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
