@@ -64,7 +64,8 @@ def _select(only: Sequence[ServiceName] | None) -> tuple[ServiceName, ...]:
 
 
 @contextmanager
-def _runner_lock(settings: ServiceSettings) -> Iterator[None]:
+def exclusive(settings: ServiceSettings) -> Iterator[None]:
+    """Hold the runner lock: no other ``up``/``down`` runs meanwhile (not re-entrant)."""
     procs.ensure_data_dir(settings)
     fd = os.open(procs.run_dir(settings) / "runner.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -77,7 +78,7 @@ def _runner_lock(settings: ServiceSettings) -> Iterator[None]:
 def up(settings: ServiceSettings, only: Sequence[ServiceName] | None = None) -> list[UpResult]:
     """Start the selected services (all by default) and wait until each is ready."""
     results: list[UpResult] = []
-    with _runner_lock(settings):
+    with exclusive(settings):
         for name in _select(only):
             began = time.monotonic()
             started = _START[name](settings)
@@ -91,7 +92,7 @@ def up(settings: ServiceSettings, only: Sequence[ServiceName] | None = None) -> 
 def down(settings: ServiceSettings, only: Sequence[ServiceName] | None = None) -> dict[str, bool]:
     """Stop the selected services by pid, in reverse start order; True where one was stopped."""
     stopped: dict[str, bool] = {}
-    with _runner_lock(settings):
+    with exclusive(settings):
         for name in reversed(_select(only)):
             stopped[name] = _STOP[name](settings)
     return stopped
@@ -107,7 +108,7 @@ def ensure_up(settings: ServiceSettings) -> None:
     """Make sure all three services run (cheap when they already do); for test sessions."""
     if all(s.running for s in status(settings)):
         # Fast path: still confirm the parts other code relies on (database and topics).
-        with _runner_lock(settings):
+        with exclusive(settings):
             postgres.start(settings)
             kafka.ensure_topics(settings)
         return
