@@ -30,10 +30,10 @@ app.add_typer(registry_app, name="registry")
 def db_migrate() -> None:
     """Apply the versioned SQL migrations (safe to run twice)."""
     from nxem.services import postgres as pg
-    from nxem.services.settings import ServicesSettings
+    from nxem.services.settings import ServiceSettings
     from storage.migrate import migrate
 
-    applied = migrate(pg.admin_dsn(ServicesSettings()))
+    applied = migrate(pg.admin_dsn(ServiceSettings()))
     typer.echo(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
 
 
@@ -43,11 +43,11 @@ def registry_load(path: Path) -> None:
     import psycopg
 
     from nxem.services import postgres as pg
-    from nxem.services.settings import ServicesSettings
+    from nxem.services.settings import ServiceSettings
     from storage.registry import load_registry_file, upsert_registry
 
     reg = load_registry_file(path)
-    with psycopg.connect(pg.admin_dsn(ServicesSettings())) as conn:
+    with psycopg.connect(pg.admin_dsn(ServiceSettings())) as conn:
         upsert_registry(conn, reg)
     typer.echo(f"registry loaded from {path}")
 
