@@ -20,3 +20,4 @@ PRODUCE_LATENCY = Histogram(
 )
 INBOX = Gauge("nxem_collector_inbox_messages", "MQTT messages received and not yet handled")
 ROUTING_AGE = Gauge("nxem_collector_routing_age_seconds", "age of the registry routing snapshot")
+READY = Gauge("nxem_collector_ready", "1 once connected and subscribed")

@@ -76,14 +76,14 @@ class MqttSubscriber:
         result, _mid = client.subscribe(self._opts.topic_filter, qos=1)
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("mqtt subscribe failed rc=%s", result)
-            return
-        self.connected.set()
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, rcs: list[ReasonCode], _p: object) -> None:
-        for rc in rcs:
-            if rc.is_failure:
-                log.error("mqtt subscription refused filter=%s reason=%s", self._opts.topic_filter, rc)
-                self.connected.clear()
+        refused = [rc for rc in rcs if rc.is_failure]
+        if refused:
+            log.error("mqtt subscription refused filter=%s reason=%s", self._opts.topic_filter, refused[0])
+            self.connected.clear()
+        else:
+            self.connected.set()  # ready only once the broker confirmed the subscription
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
         self.connected.clear()

@@ -15,6 +15,7 @@ class CollectorSettings(EndpointSettings):
     collector_mqtt_username: str | None = Field(default=None, description="MQTT username of the collector")
     collector_mqtt_password_file: Path | None = Field(default=None, description="file holding the collector's MQTT password")
     collector_shared_group: str | None = Field(default=None, description="MQTT shared-subscription group to spread gateways over several collectors")
+    collector_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, description="MQTT session expiry: how long the broker queues for a stopped collector")
     collector_receive_maximum: int = Field(default=1000, ge=1, le=65535, description="MQTT 5 Receive Maximum: unacked messages in flight to the collector")
     collector_routing_refresh_s: float = Field(default=30.0, gt=0, description="registry routing refresh period")
     collector_max_future_s: float = Field(default=300.0, ge=0, description="readings further in the future are dead-lettered")

@@ -17,6 +17,7 @@ from nxem.errors import BackendUnavailable
 from nxem.kafka import make_consumer, make_producer
 from storage import roles
 from storage.registry import load_meters, load_sites
+from stream import metrics as m
 from stream.postgres import PgStore
 from stream.registry import build_registry
 from stream.service import Worker, WorkerTopics
@@ -75,6 +76,7 @@ def main(settings: WorkerSettings | None = None) -> None:
 
         def on_partitions_assigned(self, assigned: Any) -> None:
             log.info("partitions assigned %s", sorted(tp.partition for tp in assigned))
+            m.READY.set(1)
 
     consumer.subscribe([s.topic_readings], listener=Listener())
     producer = make_producer(s.kafka_bootstrap, s.worker_id)

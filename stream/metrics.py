@@ -26,3 +26,4 @@ READING_TO_ALERT = Histogram(
 )
 LAG = Gauge("nxem_worker_consumer_lag_records", "records behind the partition's high watermark", ["partition"])
 SITES = Gauge("nxem_worker_sites_in_memory", "sites whose rule state is held by this worker")
+READY = Gauge("nxem_worker_ready", "1 once the worker holds a partition assignment")
