@@ -78,7 +78,7 @@ def main(settings: WorkerSettings | None = None) -> None:
             log.info("partitions assigned %s", sorted(tp.partition for tp in assigned))
             m.READY.set(1)
 
-    consumer.subscribe([s.topic_readings], listener=Listener())
+    consumer.subscribe([s.topic_readings, s.topic_deadletter], listener=Listener())
     producer = make_producer(s.kafka_bootstrap, s.worker_id)
     worker = Worker(
         consumer, producer, WorkerTopics(s.topic_readings, s.topic_alerts, s.topic_deadletter),

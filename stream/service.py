@@ -96,23 +96,30 @@ class Worker:
             return 0
         t0 = time.perf_counter()
         batches: list[ReadingBatch] = []
-        dead: list[DeadLetter] = []
+        dead: list[DeadLetter] = []  # refused here: published to the dead-letter topic
+        stored_dead: list[DeadLetter] = []  # consumed from the dead-letter topic: into the table
         now = self._clock()
         for tp, records in polled.items():
+            from_dlq = tp.topic == self._topics.deadletter
             for rec in records:
                 try:
-                    batches.append(contract.decode_batch(rec.value))
+                    if from_dlq:
+                        stored_dead.append(contract.decode_dead_letter(rec.value))
+                    else:
+                        batches.append(contract.decode_batch(rec.value))
                 except ContractError as err:
-                    dead.append(DeadLetter(
+                    refused = DeadLetter(
                         stage="worker", reason_code=err.reason_code, reason=err.message,
                         received_at=now, source=f"{tp.topic}/{tp.partition}@{rec.offset}",
                         original=rec.value or b"",
-                    ))
+                    )
+                    # a broken dead letter is stored directly, never re-published (no loop)
+                    (stored_dead if from_dlq else dead).append(refused)
         rows = [(r.meter_id, r.ts, r.value) for b in batches for r in b.readings]
         alerts = self._engine.apply(batches)
         self._publish(alerts, dead)
         t1 = time.perf_counter()
-        self._store.write(rows, alerts, dead)
+        self._store.write(rows, alerts, stored_dead)
         t2 = time.perf_counter()
         try:
             self._consumer.commit()

@@ -1,0 +1,186 @@
+"""Runs the real pipeline processes for integration tests, isolated per test session.
+
+Each ``Pipeline`` gets its own database (migrated), its own Kafka topics, its own MQTT
+client ids and consumer group, and starts the collector and a worker as real processes
+(``python -m collector`` / ``python -m stream``) against the services the session started.
+Everything is stopped and the database dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from nxem.services import ServiceSettings, admin_dsn
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+def metric(port: int, name: str) -> float | None:
+    """The value of an unlabelled Prometheus metric, or None when the endpoint is not up yet."""
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    metrics_port: int
+    log: Path
+
+    def kill(self, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+
+
+@dataclass
+class Pipeline:
+    settings: ServiceSettings
+    dbname: str
+    suffix: str
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def admin_dsn(self) -> str:
+        return admin_dsn(self.settings, dbname=self.dbname)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {k: self.env[f"NXEM_TOPIC_{k.upper()}"] for k in ("readings", "alerts", "deadletter")}
+
+    def start(self, module: str, name: str, ready_metric: str, extra_env: dict[str, str] | None = None) -> Proc:
+        port = free_port()
+        env = dict(self.env)
+        env.update(extra_env or {})
+        key = "COLLECTOR" if module == "collector" else "WORKER"
+        env[f"NXEM_{key}_METRICS_PORT"] = str(port)
+        env.setdefault(f"NXEM_{key}_ID", f"{name}-{self.suffix}")
+        log = self.log_dir / f"{name}-{self.suffix}.log"
+        popen = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=REPO, env=env,
+            stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        )
+        proc = Proc(name, popen, port, log)
+        self.procs.append(proc)
+
+        def ready() -> bool:
+            if popen.poll() is not None:
+                raise AssertionError(f"{name} exited {popen.returncode}:\n{log.read_text()[-3000:]}")
+            return metric(port, ready_metric) == 1.0
+
+        wait_for(ready, 90, f"{name} ready")
+        return proc
+
+    def start_collector(self, name: str = "collector", **env: str) -> Proc:
+        return self.start("collector", name, "nxem_collector_ready", env)
+
+    def start_worker(self, name: str = "worker", **env: str) -> Proc:
+        return self.start("stream", name, "nxem_worker_ready", env)
+
+    def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.admin_dsn) as conn:
+            return conn.execute(query, params).fetchall()
+
+
+def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="nxem-tests")
+    try:
+        admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        admin.close()
+
+
+def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="nxem-tests")
+    try:
+        admin.delete_topics(names)
+    except Exception:  # noqa: BLE001 - best-effort cleanup of a test's own topics
+        pass
+    finally:
+        admin.close()
+
+
+@contextmanager
+def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipeline]:
+    from storage.migrate import migrate
+
+    suffix = uuid.uuid4().hex[:8]
+    dbname = f"nxem_t_{suffix}"
+    with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    topics = {k: f"nxem.{k}.t{suffix}" for k in ("readings", "alerts", "deadletter")}
+    _create_topics(settings.kafka_bootstrap, list(topics.values()), partitions)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NXEM_")}
+    env.update({
+        "NXEM_DATA_DIR": str(settings.resolved_data_dir()),
+        "NXEM_MQTT_HOST": settings.mqtt_host, "NXEM_MQTT_PORT": str(settings.mqtt_port),
+        "NXEM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "NXEM_PG_HOST": settings.pg_host, "NXEM_PG_PORT": str(settings.pg_port), "NXEM_PG_DB": dbname,
+        "NXEM_TOPIC_READINGS": topics["readings"], "NXEM_TOPIC_ALERTS": topics["alerts"],
+        "NXEM_TOPIC_DEADLETTER": topics["deadletter"],
+        "NXEM_WORKER_GROUP": f"workers-{suffix}",
+        "NXEM_COLLECTOR_SESSION_EXPIRY_S": "120",
+        "NXEM_COLLECTOR_ROUTING_REFRESH_S": "1", "NXEM_WORKER_REGISTRY_REFRESH_S": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    log_dir = settings.resolved_data_dir() / "logs" / "tests"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    p = Pipeline(settings, dbname, suffix, env, log_dir)
+    migrate(p.admin_dsn)
+    try:
+        yield p
+    finally:
+        for proc in reversed(p.procs):
+            proc.kill()
+        _delete_topics(settings.kafka_bootstrap, list(topics.values()))
+        with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')

@@ -1,0 +1,181 @@
+"""End to end on the real services: gateway -> Mosquitto -> collector -> Kafka -> worker ->
+PostgreSQL -> alert (table and topic).
+
+Two simulated data centres on a 1-hour PUE window with the Ningxia limit 1.2:
+* "hot" runs at PUE 1.3: exactly one open PUE alert, in the alerts table and on the topic;
+* "cool" runs at PUE 1.1: none.
+The readings in the database equal the readings published (count and checksum per meter,
+computed by the simulator's ground truth, independent of the pipeline's code).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from collector.payload import topic_for
+from nxem import contract
+from nxem.services import ServiceSettings
+from simulators.run import run_scenario
+from simulators.scenario import data_centre_document, parse_scenario
+from simulators.settings import SimulatorSettings
+from simulators.truth import GroundTruth, checksum
+from storage.registry import load_registry_file, upsert_registry
+from tests.integration.harness import Pipeline, pipeline, wait_for
+
+pytestmark = pytest.mark.integration
+
+HOT_ENT, COOL_ENT = "91640500MA76L8XK3Q", "91640500MA76L8XL1L"
+HOURS = 6  # 24 quarter-hours per meter: the 1-hour window is full many times over
+IT_KW = 2000.0
+
+
+def _start() -> datetime:
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=HOURS + 1)
+    return start.replace(minute=start.minute - start.minute % 15, second=0, microsecond=0)
+
+
+def _doc(ent: str, code: str, gw: str, pue: float, start: datetime) -> dict[str, Any]:
+    doc = data_centre_document(ent, code, gw, pue=pue, it_kw=IT_KW, start=start, hours=HOURS)
+    doc["enterprises"][0]["sites"][0]["pue_window_hours"] = 1
+    return doc
+
+
+def _consume_all(topic: str, bootstrap: str) -> list[bytes]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        consumer_timeout_ms=3000, group_id=None,
+    )
+    try:
+        return [rec.value for rec in consumer]
+    finally:
+        consumer.close()
+
+
+@pytest.fixture(scope="module")
+def running(services: ServiceSettings) -> Iterator[tuple[Pipeline, dict[str, GroundTruth]]]:
+    start = _start()
+    docs = {
+        "hot": _doc(HOT_ENT, "e2e-dc-hot", "gw-e2e-hot", 1.3, start),
+        "cool": _doc(COOL_ENT, "e2e-dc-cool", "gw-e2e-cool", 1.1, start),
+    }
+    with pipeline(services) as p:
+        with psycopg.connect(p.admin_dsn) as conn, tempfile.TemporaryDirectory() as tmp:
+            for name, doc in docs.items():
+                path = Path(tmp) / f"{name}.yaml"
+                path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+                upsert_registry(conn, load_registry_file(path))
+        p.start_collector()
+        p.start_worker()
+        truths = {
+            name: run_scenario(parse_scenario(doc, now=start, name=name), SimulatorSettings(), mode="backfill")
+            for name, doc in docs.items()
+        }
+        expected = sum(t.readings for t in truths.values())
+        wait_for(lambda: p.sql("SELECT count(*) FROM readings")[0][0] >= expected, 120, f"{expected} readings stored")
+        yield p, truths
+
+
+def test_readings_in_the_database_equal_those_published(running: tuple[Pipeline, dict[str, GroundTruth]]) -> None:
+    p, truths = running
+    rows = p.sql(
+        "SELECT g.id, m.code, r.ts, r.value FROM readings r JOIN meters m ON m.id = r.meter_id "
+        "JOIN gateways g ON g.id = m.gateway_id"
+    )
+    stored: dict[tuple[str, str], list[tuple[str, datetime, float]]] = {}
+    for gw, code, ts, value in rows:
+        stored.setdefault((gw, code), []).append((code, ts, value))
+    published = [m for t in truths.values() for m in t.meters]
+    # 6 h of 15-minute readings = 24 per meter, 2 meters per site, 2 sites
+    assert sorted(len(v) for v in stored.values()) == [24, 24, 24, 24]
+    for mt in published:
+        got = stored[(mt.gateway, mt.meter)]
+        assert len(got) == mt.count == 24
+        assert checksum(got) == mt.checksum, f"{mt.gateway}/{mt.meter} differs from what was published"
+
+
+def test_pue_above_limit_opens_exactly_one_alert_in_table_and_topic(
+    running: tuple[Pipeline, dict[str, GroundTruth]],
+) -> None:
+    p, _ = running
+    hot_site = p.sql("SELECT id FROM sites WHERE code = 'e2e-dc-hot'")[0][0]
+    cool_site = p.sql("SELECT id FROM sites WHERE code = 'e2e-dc-cool'")[0][0]
+
+    def active(site: int) -> list[tuple[Any, ...]]:
+        return p.sql(
+            "SELECT alert_key, rule, severity, value, threshold FROM alerts "
+            "WHERE source_kind = 'site' AND source_id = %s AND cleared_at IS NULL AND rule LIKE 'pue%%'",
+            (site,),
+        )
+
+    (key, _rule, _sev, value, threshold) = wait_for(lambda: active(hot_site), 60, "a PUE alert for the hot site")[0]
+    # facility/IT = (2000 kW × 1.3) / 2000 kW = 1.3 over any window; the Ningxia limit is 1.2
+    assert value == pytest.approx(1.3, abs=1e-6)
+    assert threshold == pytest.approx(1.2)
+    assert active(cool_site) == []  # 1.1 < 1.2
+
+    events = [contract.decode_alert(v) for v in _consume_all(p.topics["alerts"], p.settings.kafka_bootstrap)]
+    pue = [e for e in events if e.rule.startswith("pue")]
+    opened = [e for e in pue if e.kind == "opened"]
+    assert [(e.alert_key, e.source_id) for e in opened] == [(key, hot_site)]
+    assert not [e for e in pue if e.source_id == cool_site]
+    # the evidence an inspector checks: inputs, window, threshold, formula, standard
+    details = json.dumps(opened[0].details, ensure_ascii=False)
+    assert "1.2" in details and "PUE" in details
+
+
+def test_bad_input_is_dead_lettered_and_good_readings_beside_it_are_stored(
+    running: tuple[Pipeline, dict[str, GroundTruth]],
+) -> None:
+    p, _ = running
+    ts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    good = {"meter": "it-main", "ts": ts.isoformat(), "value": 4242.0}
+    bad = [
+        {"meter": "it-main", "ts": ts.isoformat(), "value": "4242"},  # wrong type
+        {"meter": "no-such-meter", "ts": ts.isoformat(), "value": 1.0},  # unknown meter
+        {"meter": "facility-main", "ts": (ts + timedelta(days=2)).isoformat(), "value": 1.0},  # future
+    ]
+    msg = {"schema": "nxem.gateway/1", "enterprise": HOT_ENT, "gateway": "gw-e2e-hot", "seq": 10_000,
+           "sent_at": ts.isoformat(), "readings": [bad[0], good, bad[1], bad[2]]}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"e2e-bad-{p.suffix}", protocol=mqtt.MQTTv5)
+    client.connect(p.settings.mqtt_host, p.settings.mqtt_port)
+    client.loop_start()
+    try:
+        infos = [
+            client.publish(topic_for(HOT_ENT, "gw-e2e-hot"), json.dumps(msg), qos=1),
+            client.publish(topic_for(HOT_ENT, "gw-e2e-hot"), b"{definitely not json", qos=1),
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+    meter_id = p.sql(
+        "SELECT m.id FROM meters m WHERE m.gateway_id = 'gw-e2e-hot' AND m.code = 'it-main'"
+    )[0][0]
+    wait_for(lambda: p.sql("SELECT value FROM readings WHERE meter_id = %s AND ts = %s", (meter_id, ts)), 30,
+             "the good reading stored")
+
+    def dead_codes() -> list[str]:
+        return sorted(contract.decode_dead_letter(v).reason_code
+                      for v in _consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap))
+
+    codes = wait_for(lambda: (c := dead_codes()) and len(c) >= 4 and c, 30, "4 dead letters")
+    assert codes == ["future_timestamp", "invalid_reading", "malformed_json", "unknown_meter"]
+    stored = wait_for(lambda: p.sql("SELECT reason_code FROM dead_letters ORDER BY reason_code"), 30,
+                      "dead letters in the table")
+    assert sorted(r[0] for r in stored) == codes
