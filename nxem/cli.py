@@ -77,3 +77,12 @@ def demo(
     from nxem.demo import run_demo
 
     run_demo(scenario, duration_s)
+
+
+@app.command("config-doc")
+def config_doc() -> None:
+    """Regenerate docs/configuration.md from the settings classes."""
+    from nxem.configdoc import DOC_PATH, write
+
+    write()
+    typer.echo(f"wrote {DOC_PATH}")

@@ -1,4 +1,4 @@
-"""Runs the real pipeline processes for integration tests, isolated per test session.
+"""Runs the real pipeline processes isolated per run: used by integration tests and benchmarks.
 
 Each ``Pipeline`` gets its own database (migrated), its own Kafka topics, its own MQTT
 client ids and consumer group, and starts the collector and a worker as real processes
@@ -26,7 +26,7 @@ import psycopg
 
 from nxem.services import ServiceSettings, admin_dsn
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:

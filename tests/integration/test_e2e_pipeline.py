@@ -31,7 +31,7 @@ from simulators.scenario import data_centre_document, parse_scenario
 from simulators.settings import SimulatorSettings
 from simulators.truth import GroundTruth, checksum
 from storage.registry import load_registry_file, upsert_registry
-from tests.integration.harness import Pipeline, pipeline, wait_for
+from nxem.harness import Pipeline, pipeline, wait_for
 
 pytestmark = pytest.mark.integration
 
