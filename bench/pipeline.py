@@ -1,0 +1,246 @@
+"""End-to-end benchmark: the whole pipeline on this machine at a fixed reading rate.
+
+    .venv/bin/python -m bench.pipeline --rate 100000 --duration 60 --gateways 1000 --meters 100
+
+Prints, for one run on the local services:
+* raw components measured in the same run: psycopg binary COPY rows/s into a keyed table,
+  kafka-python produce and consume records/s (records the size of one gateway batch);
+* the pipeline: readings/s offered and stored, nothing lost (stored == acknowledged by the
+  broker), p50/p99 reading->stored (gateway send time to DB commit) and reading->alert, the
+  drain time after the load stops, and each process's CPU share.
+Figures, never pass/fail: see README "Measured".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import yaml
+
+from nxem.harness import Pipeline, pipeline, wait_for
+from nxem.services import ServiceSettings, ensure_up
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- process CPU accounting
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
+
+
+def _pids_matching(needle: str) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if needle in (d / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _pg_pids() -> list[int]:
+    return [int(d.name) for d in Path("/proc").iterdir()
+            if d.name.isdigit() and _comm(int(d.name)) == "postgres"]
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+@dataclass
+class CpuProbe:
+    groups: dict[str, Callable[[], list[int]]]
+
+    def snapshot(self) -> dict[str, float]:
+        return {name: sum(_cpu_s(p) for p in pids()) for name, pids in self.groups.items()}
+
+
+# ---------------------------------------------------------------- Prometheus histograms
+def histogram(port: int, name: str) -> list[tuple[float, float]]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = []
+    for line in body.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    return sorted(out)
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """Linear interpolation inside the Prometheus bucket that holds the q-quantile."""
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    rank = q * total
+    prev_le, prev_n = 0.0, 0.0
+    for le, n in buckets:
+        if n >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_n) / max(n - prev_n, 1e-9))
+        prev_le, prev_n = le, n
+    return None
+
+
+# ---------------------------------------------------------------- raw components
+def raw_copy(dsn: str, rows: int = 1_000_000) -> float:
+    """psycopg binary COPY rows/s into a (meter_id, ts) keyed table."""
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    data = [(i % 1000, base + timedelta(seconds=15 * (i // 1000)), 1.0) for i in range(rows)]
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TEMP TABLE bench_copy (meter_id int, ts timestamptz, value float8, PRIMARY KEY (meter_id, ts))")
+        t0 = time.perf_counter()
+        with conn.cursor().copy("COPY bench_copy (meter_id, ts, value) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int4", "timestamptz", "float8"])
+            for r in data:
+                cp.write_row(r)
+        conn.commit()
+        return rows / (time.perf_counter() - t0)
+
+
+def raw_kafka(bootstrap: str, topic: str, records: int, size: int) -> tuple[float, float]:
+    """kafka-python produce and consume records/s with records of ``size`` bytes."""
+    from kafka import KafkaConsumer
+
+    from nxem.kafka import make_producer
+
+    producer = make_producer(bootstrap, "bench-raw")
+    value = (b'{"bench":"' + b"x" * max(0, size - 12) + b'"}')
+    t0 = time.perf_counter()
+    for i in range(records):
+        producer.send(topic, value=value, key=str(i % 100).encode())
+    producer.flush()
+    produce = records / (time.perf_counter() - t0)
+    producer.close()
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=5000)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in consumer:
+        n += 1
+        if n >= records:
+            break
+    consume = n / (time.perf_counter() - t0)
+    consumer.close()
+    return produce, consume
+
+
+# ---------------------------------------------------------------- the pipeline run
+def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool) -> None:
+    from simulators.load import LoadConfig, load_fleet_document, run_load
+    from simulators.settings import SimulatorSettings
+    from storage.registry import load_registry_file, upsert_registry
+
+    settings = ServiceSettings()
+    ensure_up(settings)
+    cfg = LoadConfig(gateways=gateways, meters=meters, rate=rate, duration_s=duration_s)
+    print(f"# bench.pipeline  rate={rate:,.0f} readings/s  duration={duration_s:.0f}s  "
+          f"gateways={gateways}  meters/message={meters}  cores={os.cpu_count()}")
+    with pipeline(settings) as p:
+        if raw:
+            print(f"raw  psycopg binary COPY into keyed table : {raw_copy(p.admin_dsn):>12,.0f} rows/s")
+            produce, consume = raw_kafka(settings.kafka_bootstrap, p.topics["deadletter"], 20_000, 60 * meters)
+            print(f"raw  kafka-python produce ({60 * meters} B records)  : {produce:>12,.0f} records/s "
+                  f"= {produce * meters:,.0f} readings/s at {meters}/record")
+            print(f"raw  kafka-python consume                 : {consume:>12,.0f} records/s "
+                  f"= {consume * meters:,.0f} readings/s")
+            p.sql("TRUNCATE dead_letters")
+        with tempfile.TemporaryDirectory() as tmp, psycopg.connect(p.admin_dsn) as conn:
+            path = Path(tmp) / "fleet.yaml"
+            path.write_text(yaml.safe_dump(load_fleet_document(cfg), allow_unicode=True))
+            upsert_registry(conn, load_registry_file(path))
+        collector = p.start_collector()
+        worker = p.start_worker()
+        probe = CpuProbe({
+            "collector": lambda: [collector.popen.pid],
+            "worker": lambda: [worker.popen.pid],
+            "mosquitto": lambda: _pids_matching("mosquitto.conf"),
+            "kafka": lambda: _pids_matching("kafka.Kafka"),
+            "postgres": _pg_pids,
+        })
+        # Raw topics from the raw Kafka probe must not be read as dead letters by the worker.
+        time.sleep(1)
+        c0, t0 = probe.snapshot(), time.monotonic()
+        result = run_load(cfg, SimulatorSettings())
+        t_pub = time.monotonic()
+        acked_readings = result.messages_acked * meters
+        stored = wait_for(lambda: (n := p.sql("SELECT count(*) FROM readings")[0][0]) >= acked_readings and n,
+                          max(120.0, duration_s * 2), f"{acked_readings} readings stored", interval_s=0.5)
+        t_done = time.monotonic()
+        c1 = probe.snapshot()
+        wall = t_done - t0
+        lat = histogram(worker.metrics_port, "nxem_worker_reading_to_stored_seconds")
+        print(f"load published {result.readings_sent:,} readings, broker acked {acked_readings:,} "
+              f"({result.achieved_rate:,.0f}/s achieved, target {rate:,.0f}/s), publish errors {result.publish_errors}")
+        print(f"pipeline stored {stored:,} readings; lost {acked_readings - min(stored, acked_readings):,}; "
+              f"extra {max(0, stored - acked_readings):,}")
+        print(f"pipeline sustained {stored / wall:,.0f} readings/s over {wall:.1f}s "
+              f"(drain after the load stopped: {t_done - t_pub:.1f}s)")
+        p50, p99 = quantile(lat, 0.50), quantile(lat, 0.99)
+        print(f"latency reading->stored p50 {p50:.3f}s  p99 {p99:.3f}s  (per gateway batch, send time to DB commit)"
+              if p50 is not None and p99 is not None else "latency: no samples")
+        alert_lat = _alert_probe(p, worker.metrics_port)
+        print(f"latency reading->alert {alert_lat}")
+        print("cpu share of one core over the run: " + "  ".join(
+            f"{k}={(c1[k] - c0[k]) / wall:.2f}" for k in c0) + f"  simulator={result.cpu_fraction:.2f}")
+
+
+def _alert_probe(p: Pipeline, worker_port: int) -> str:
+    """Backfill a data centre at PUE 1.3 into the running pipeline and time its alert."""
+    from simulators.run import run_scenario
+    from simulators.scenario import data_centre_document, parse_scenario
+    from simulators.settings import SimulatorSettings
+    from storage.registry import load_registry_file, upsert_registry
+
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    doc = data_centre_document("91640500MA76L8XK3Q", "bench-dc", "gw-bench-dc", pue=1.3, it_kw=2000, start=start, hours=2)
+    doc["enterprises"][0]["sites"][0]["pue_window_hours"] = 1
+    with tempfile.TemporaryDirectory() as tmp, psycopg.connect(p.admin_dsn) as conn:
+        path = Path(tmp) / "dc.yaml"
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+        upsert_registry(conn, load_registry_file(path))
+    time.sleep(2.5)  # routing refresh (1 s in the harness)
+    run_scenario(parse_scenario(doc, now=start, name="bench-dc"), SimulatorSettings(), mode="backfill")
+    try:
+        wait_for(lambda: p.sql("SELECT 1 FROM alerts WHERE rule LIKE 'pue%%'"), 30, "the PUE alert")
+    except AssertionError:
+        return "no alert within 30 s"
+    buckets = histogram(worker_port, "nxem_worker_reading_to_alert_seconds")
+    q = quantile(buckets, 0.99)
+    return f"p99 {q:.3f}s over {buckets[-1][1]:.0f} polls with alerts" if q is not None else "no samples"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=100_000)
+    ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--gateways", type=int, default=1000)
+    ap.add_argument("--meters", type=int, default=100)
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw component figures")
+    a = ap.parse_args()
+    run(a.rate, a.duration, a.gateways, a.meters, not a.no_raw)
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    main()
