@@ -1,0 +1,1 @@
+"""Pure alert rules: frozen config plus ``evaluate(rule, state, input, now) -> (state, transitions)``."""
