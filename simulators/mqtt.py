@@ -151,15 +151,21 @@ class Publisher:
     def reconnect(self, timeout_s: float = 30.0) -> None:
         """Drop the connection and open it again (a reconnect storm is a loop of these)."""
         self._client.disconnect()
-        self._client.loop_stop()
+        self._stop_loop()
         with self._cond:
             self._connected = False
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.connect(timeout_s)
 
+    def _stop_loop(self) -> None:
+        self._client.loop_stop()
+        # paho 2.2's loop_start() makes a new wake-up socket pair without closing the old one:
+        # close it here so a reconnect storm does not leak two sockets per reconnect.
+        self._client._reset_sockets(sockpair_only=True)
+
     def close(self) -> None:
         self._client.disconnect()
-        self._client.loop_stop()
+        self._stop_loop()
 
 
 def connect_all(settings: SimulatorSettings, n: int, tag: str, timeout_s: float = 30.0) -> list[Publisher]:
