@@ -3,20 +3,22 @@
 ``evaluate_site(rules, state, energy, specs, now)`` reads the site's streaming energy state
 (``analytics.site_energy``) and returns the new rule state and the alert transitions.
 ``now`` is event time (the newest reading of the site), so backfilled history raises alerts at
-the time they happened. Window rules are evaluated once per 15-minute edge: a call whose
-``floor(now)`` has not advanced since the last one returns at once, which keeps the per-batch
-cost near zero at high reading rates.
+the time they happened. Cost control: nothing is evaluated until ``floor(now)`` crosses a new
+15-minute edge (PUE, silent meters, flagged readings), and the day-level rules (annual tce,
+budget, quotas, completeness) run once per new local (Asia/Shanghai) day. Every window ends
+on a 15-minute edge, so late readings inside the current bucket are still counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from alerts import lifecycle
 from alerts.lifecycle import Alert
+from alerts.rules import annual, budget, quality, quota
 from alerts.rules import pue as pue_rule
 from alerts.rules.annual import AnnualTceRule
 from alerts.rules.budget import BudgetRule
@@ -24,11 +26,13 @@ from alerts.rules.pue import PueRule
 from alerts.rules.quality import QualityRule
 from alerts.rules.quota import QuotaRule
 from analytics.coefficients import ConversionError
+from analytics.periods import local_start, next_local_year
 from analytics.site_energy import MeterSpec, SiteEnergyState, floor_bucket, window_energy
 from nxem.contract import AlertEvent, alert_key
 
 SiteKind = Literal["data_centre", "plant"]
 CONFIG_RULE = "meter_config_invalid"
+_ENERGY_ROLES = ("consumed", "exported", "total_facility")
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,6 @@ class SiteRulesState:
 
     active: Mapping[str, Alert] = field(default_factory=dict)
     last_end: datetime | None = None  # last 15-minute edge evaluated
-    seen_flags: Mapping[tuple[int, str], datetime] = field(default_factory=dict)
 
 
 def initial_state() -> SiteRulesState:
@@ -78,6 +81,9 @@ class _Run:
             self.active[key] = alert
         self.events.extend(events)
 
+    def get(self, key: str) -> Alert | None:
+        return self.active.get(key)
+
 
 def _by_role(specs: Mapping[int, MeterSpec], *roles: str) -> dict[int, MeterSpec]:
     return {m: s for m, s in specs.items() if s.role in roles}
@@ -86,11 +92,14 @@ def _by_role(specs: Mapping[int, MeterSpec], *roles: str) -> dict[int, MeterSpec
 def _pue(rules: SiteRules, rule: PueRule, run: _Run, energy: SiteEnergyState,
          specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
     sub = _by_role(specs, "it_load", "total_facility")
-    if not any(s.role == "it_load" for s in sub.values()) or not any(s.role == "total_facility" for s in sub.values()):
+    roles = {s.role for s in sub.values()}
+    if roles != {"it_load", "total_facility"}:
         return
     lasts = [energy.last_reading(m) for m in sub]
     if any(t is None for t in lasts):
         return
+    # the window ends where both IT and facility data have arrived: a facility reading whose IT
+    # partner is still in flight must not make a PUE spike
     data_end = min(end, floor_bucket(min(t for t in lasts if t is not None)))
     samples = []
     for e in pue_rule.sample_ends(rule, data_end):
@@ -98,27 +107,159 @@ def _pue(rules: SiteRules, rule: PueRule, run: _Run, energy: SiteEnergyState,
         samples.append(pue_rule.PueSample(w.start, w.end, w.facility_kwh, w.it_kwh, w.coverage(sub)))
     key = alert_key("site", rules.site_id, pue_rule.RULE)
     inp = pue_rule.PueInput(rules.site_id, rules.enterprise_id, samples)
-    run.set(key, pue_rule.evaluate(rule, run.active.get(key), inp, now))
+    run.set(key, pue_rule.evaluate(rule, run.get(key), inp, now))
+
+
+def _trend(energy: SiteEnergyState, sub: Mapping[int, MeterSpec], window: timedelta,
+           data_from: datetime, end: datetime) -> tuple[float, float, float]:
+    """(tce, days, coverage) over the recent ``window`` clipped to the data held."""
+    start = max(end - window, data_from)
+    if start >= end:
+        return 0.0, 0.0, 0.0
+    w = window_energy(energy, sub, start, end)
+    return w.net_kgce / 1000.0, (end - start).total_seconds() / 86400, w.coverage(sub)
+
+
+def _annual(rules: SiteRules, rule: AnnualTceRule, run: _Run, energy: SiteEnergyState,
+            specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
+    sub = _by_role(specs, *_ENERGY_ROLES)
+    first = energy.earliest()
+    if not sub or first is None:
+        return
+    start = end - rule.period
+    data_from = max(start, first)
+    w = window_energy(energy, sub, data_from, end)
+    tce, days, cov = _trend(energy, sub, rule.trend_window, data_from, end)
+    inp = annual.AnnualInput(rules.site_id, rules.enterprise_id, start, end, data_from, w.net_kgce / 1000.0,
+                             tce, cov, days)
+    key = alert_key("site", rules.site_id, annual.RULE)
+    run.set(key, annual.evaluate(rule, run.get(key), inp, now))
+
+
+def _budget(rules: SiteRules, rule: BudgetRule, run: _Run, energy: SiteEnergyState,
+            specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
+    sub = _by_role(specs, *_ENERGY_ROLES)
+    first = energy.earliest()
+    if not sub or first is None:
+        return
+    last = end - timedelta(microseconds=1)
+    year_start = local_start(last, "year")
+    w = window_energy(energy, sub, year_start, end)
+    tce, days, cov = _trend(energy, sub, rule.trend_window, max(first, year_start), end)
+    inp = budget.BudgetInput(rules.site_id, rules.enterprise_id, year_start, end, next_local_year(last),
+                             w.net_kgce / 1000.0, tce, days, cov)
+    key = alert_key("site", rules.site_id, budget.RULE)
+    run.set(key, budget.evaluate(rule, run.get(key), inp, now))
+
+
+def _quotas(rules: SiteRules, run: _Run, energy: SiteEnergyState, specs: Mapping[int, MeterSpec],
+            day_end: datetime, now: datetime) -> None:
+    first = energy.earliest()
+    if first is None:
+        return
+    last = day_end - timedelta(microseconds=1)  # inside the local day just completed
+    for rule in rules.quotas:
+        product = rule.quota.product
+        prod = {m: s for m, s in specs.items() if s.role == "product_output" and s.product == product}
+        if not prod:
+            continue
+        tagged = {m: s for m, s in specs.items() if s.role in _ENERGY_ROLES and s.product == product}
+        energy_meters = tagged or _by_role(specs, *_ENERGY_ROLES)
+        sub = {**energy_meters, **prod}
+        for period in rule.periods:
+            start = max(local_start(last, period), first)
+            if start >= day_end:
+                continue
+            w = window_energy(energy, sub, start, day_end)
+            if rule.quota.unit == "kWh/t":
+                num = w.kwh_by_product.get(product, 0.0) if tagged else w.electricity_kwh
+            else:
+                num = w.kgce_by_product.get(product, 0.0) if tagged else w.net_kgce
+            inp = quota.QuotaInput(rules.site_id, rules.enterprise_id, period, start, day_end, num,
+                                   w.product_t.get(product, 0.0), w.coverage(sub))
+            key = alert_key("site", rules.site_id, rule.rule_name(period))
+            run.set(key, quota.evaluate(rule, run.get(key), inp, now))
+
+
+def _quality_bucket(rules: SiteRules, rule: QualityRule, run: _Run, energy: SiteEnergyState,
+                    specs: Mapping[int, MeterSpec], now: datetime) -> None:
+    for meter_id, spec in specs.items():
+        key = alert_key("meter", meter_id, quality.METER_SILENT)
+        run.set(key, quality.silent(rule, run.get(key), meter_id=meter_id, enterprise_id=rules.enterprise_id,
+                                    last=energy.last_reading(meter_id), interval_s=spec.interval_s, now=now))
+        for kind, name in quality.FLAG_RULES.items():
+            key = alert_key("meter", meter_id, name)
+            ev = energy.flags.get((meter_id, kind))
+            if ev is None and key not in run.active:
+                continue
+            run.set(key, quality.flagged(rule, run.get(key), rule_name=name, enterprise_id=rules.enterprise_id,
+                                         event=ev, now=now))
+
+
+def _completeness(rules: SiteRules, rule: QualityRule, run: _Run, energy: SiteEnergyState,
+                  specs: Mapping[int, MeterSpec], day_end: datetime, now: datetime) -> None:
+    day_start = day_end - timedelta(days=1)
+    for meter_id, spec in specs.items():
+        first = energy.first_data(meter_id)
+        if first is None or first >= day_start:
+            continue  # the meter's first (partial) day is not judged
+        w = window_energy(energy, {meter_id: spec}, day_start, day_end)
+        key = alert_key("meter", meter_id, quality.COMPLETENESS_LOW)
+        run.set(key, quality.completeness(rule, run.get(key), meter_id=meter_id, enterprise_id=rules.enterprise_id,
+                                          day_start=day_start, readings=w.readings.get(meter_id, 0),
+                                          interval_s=spec.interval_s, now=now))
 
 
 def evaluate_site(
     rules: SiteRules, state: SiteRulesState, energy: SiteEnergyState, specs: Mapping[int, MeterSpec], now: datetime,
 ) -> tuple[SiteRulesState, list[AlertEvent]]:
-    """Evaluate every rule of the site at event time ``now``; (new state, transitions)."""
+    """Evaluate every rule of the site at event time ``now``; (new state, transitions).
+
+    A meter spec that cannot be converted (unknown carrier/unit, gas without a coefficient)
+    raises no exception here: it becomes a ``meter_config_invalid`` site alert.
+    """
     end = floor_bucket(now)
     if state.last_end is not None and end <= state.last_end:
         return state, []
     run = _Run(state.active)
+    day_end = local_start(end, "day")
+    new_day = state.last_end is None or local_start(state.last_end, "day") < day_end
     cfg_key = alert_key("site", rules.site_id, CONFIG_RULE)
     try:
         if rules.pue is not None:
             _pue(rules, rules.pue, run, energy, specs, end, now)
+        if rules.quality is not None:
+            _quality_bucket(rules, rules.quality, run, energy, specs, now)
+        if new_day:
+            if rules.annual_tce is not None:
+                _annual(rules, rules.annual_tce, run, energy, specs, end, now)
+            if rules.budget is not None:
+                _budget(rules, rules.budget, run, energy, specs, end, now)
+            if rules.quotas:
+                _quotas(rules, run, energy, specs, day_end, now)
+            if rules.quality is not None:
+                _completeness(rules, rules.quality, run, energy, specs, day_end, now)
     except ConversionError as err:
-        # a meter that cannot be converted is a configuration problem, raised as an alert
         run.set(cfg_key, lifecycle.trigger(
-            run.active.get(cfg_key), source_kind="site", source_id=rules.site_id,
-            enterprise_id=rules.enterprise_id, rule=CONFIG_RULE, severity="major", at=now,
-            details={"error": str(err)}))
+            run.get(cfg_key), source_kind="site", source_id=rules.site_id, enterprise_id=rules.enterprise_id,
+            rule=CONFIG_RULE, severity="major", at=now, details={"error": str(err)}))
     else:
-        run.set(cfg_key, lifecycle.clear(run.active.get(cfg_key), now))
-    return SiteRulesState(active=run.active, last_end=end, seen_flags=state.seen_flags), run.events
+        run.set(cfg_key, lifecycle.clear(run.get(cfg_key), now))
+    return SiteRulesState(active=run.active, last_end=end), run.events
+
+
+def evaluate_silence(
+    rules: SiteRules, state: SiteRulesState, energy: SiteEnergyState, specs: Mapping[int, MeterSpec],
+    now: datetime,
+) -> tuple[SiteRulesState, list[AlertEvent]]:
+    """Process-time check for meters (or whole sites) that went silent: ``now`` is the wall
+    clock passed in by the caller, e.g. once a minute for every site it holds."""
+    if rules.quality is None:
+        return state, []
+    run = _Run(state.active)
+    for meter_id, spec in specs.items():
+        key = alert_key("meter", meter_id, quality.METER_SILENT)
+        run.set(key, quality.silent(rules.quality, run.get(key), meter_id=meter_id,
+                                    enterprise_id=rules.enterprise_id, last=energy.last_reading(meter_id),
+                                    interval_s=spec.interval_s, now=now))
+    return SiteRulesState(active=run.active, last_end=state.last_end), run.events

@@ -125,6 +125,13 @@ class SiteEnergyState:
         ts = [m.last_ts for m in self.meters.values() if m.last_ts is not None]
         return datetime.fromtimestamp(max(ts), UTC) if ts else None
 
+    def first_data(self, meter_id: int) -> datetime | None:
+        """Start of the earliest local day holding data of ``meter_id``."""
+        m = self.meters.get(meter_id)
+        if m is None or not m.days:
+            return None
+        return datetime.fromtimestamp(min(m.days) * DAY_S - LOCAL_OFFSET_S, UTC)
+
     def earliest(self) -> datetime | None:
         days = [d for m in self.meters.values() for d in m.days]
         return datetime.fromtimestamp(min(days) * DAY_S - LOCAL_OFFSET_S, UTC) if days else None
@@ -233,6 +240,9 @@ def apply_readings(
                 _flag(state, events, meter_id, t, "out_of_order", value, None, "older than the last reading")
             continue
         if spec.kind == "register":
+            if value < 0:  # a register cannot be negative: refuse it, keep the baseline
+                _flag(state, events, meter_id, t, "out_of_range", value, ms.last_value, "negative register value")
+                continue
             prev = ms.last_value
             ms.last_ts, ms.last_value = t, value
             if prev is None or last is None:

@@ -1,11 +1,14 @@
-"""Annual energy budget (用能预算): year-to-date plus projection above the budget."""
+"""Annual energy budget (用能预算): local year-to-date plus projection above the budget."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from nxem.contract import Severity
+from alerts import lifecycle
+from alerts.lifecycle import Alert
+from nxem.contract import AlertEvent, Severity
 
 RULE = "energy_budget_exceeded"
 
@@ -17,3 +20,41 @@ class BudgetRule:
     min_trend_coverage: float = 0.8
     severity: Severity = "major"  # year-to-date already above the budget
     projection_severity: Severity = "warning"  # year-to-date + projection above it
+
+
+@dataclass(frozen=True)
+class BudgetInput:
+    site_id: int
+    enterprise_id: str
+    year_start: datetime
+    end: datetime
+    year_end: datetime
+    ytd_tce: float
+    trend_tce: float
+    trend_days: float
+    trend_coverage: float
+
+
+def evaluate(rule: BudgetRule, state: Alert | None, inp: BudgetInput, now: datetime) -> tuple[Alert | None, list[AlertEvent]]:
+    remaining_days = max(0.0, (inp.year_end - inp.end).total_seconds() / 86400)
+    ok_trend = inp.trend_days > 0 and inp.trend_coverage >= rule.min_trend_coverage
+    rate = inp.trend_tce / inp.trend_days if ok_trend else 0.0
+    projected = inp.ytd_tce + rate * remaining_days
+    details: dict[str, Any] = {
+        "ytd_tce": round(inp.ytd_tce, 3), "year_start": inp.year_start.isoformat(), "window_end": inp.end.isoformat(),
+        "trend_tce_per_day": round(rate, 4), "remaining_days": round(remaining_days, 3),
+        "projected_year_tce": round(projected, 3), "budget_tce": rule.budget_tce,
+        "formula": "projected = year-to-date tce + recent tce/day × remaining days of the local year",
+        "conversion": "GB/T 2589-2020 (electricity at calorific value 0.1229 kgce/kWh)",
+    }
+    if inp.ytd_tce > rule.budget_tce:
+        sev = rule.severity
+    elif ok_trend and projected > rule.budget_tce:
+        sev = rule.projection_severity
+    elif not ok_trend and state is not None:
+        return state, []
+    else:
+        return lifecycle.clear(state, now, {"cleared_projected_tce": round(projected, 3)})
+    return lifecycle.trigger(state, source_kind="site", source_id=inp.site_id, enterprise_id=inp.enterprise_id,
+                             rule=RULE, severity=sev, at=now, value=round(projected, 3), threshold=rule.budget_tce,
+                             details=details)
