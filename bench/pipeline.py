@@ -213,7 +213,7 @@ def _alert_probe(p: Pipeline, worker_port: int) -> str:
 
     now = datetime.now(UTC)
     start = (now - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
-    doc = data_centre_document("91640500MA76L8XK3Q", "bench-dc", "gw-bench-dc", pue=1.3, it_kw=2000, start=start, hours=2)
+    doc = data_centre_document("91640500MA76L8XK3A", "bench-dc", "gw-bench-dc", pue=1.3, it_kw=2000, start=start, hours=2)
     doc["enterprises"][0]["sites"][0]["pue_window_hours"] = 1
     with tempfile.TemporaryDirectory() as tmp, psycopg.connect(p.admin_dsn) as conn:
         path = Path(tmp) / "dc.yaml"

@@ -5,7 +5,7 @@ Topic: ``nxem/v1/{enterprise_id}/{gateway_id}/readings`` (QoS 1).
 Body (UTF-8 JSON, at most ``MAX_PAYLOAD_BYTES``; JSON Schema in ``gateway-payload.schema.json``)::
 
     {"schema": "nxem.gateway/1",
-     "enterprise": "91640500MA76L8XK3Q",
+     "enterprise": "91640500MA76L8XK3A",
      "gateway": "gw-zw-dc01-a",
      "seq": 42,                                  # per-gateway message counter, increasing
      "sent_at": "2026-11-24T16:00:03+08:00",     # RFC 3339 with offset
@@ -128,7 +128,8 @@ def decode(data: bytes) -> tuple[GatewayMessage, list[RejectedReading]]:
         raise ContractError("payload_too_large", f"{len(data)} bytes > cap {MAX_PAYLOAD_BYTES}")
     try:
         msg = _MSG_DEC.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # msgspec raises UnicodeDecodeError (not DecodeError) for non-UTF-8 bytes in a string
         return _decode_slow(data)
     _check_envelope(msg)
     rejected: list[RejectedReading] = []
@@ -146,12 +147,12 @@ def decode(data: bytes) -> tuple[GatewayMessage, list[RejectedReading]]:
 
 
 def _decode_slow(data: bytes) -> tuple[GatewayMessage, list[RejectedReading]]:
+    # The envelope is decoded from bytes with its readings left raw, so bad bytes inside one
+    # reading only cost that reading.
     try:
-        text = data.decode("utf-8")
+        env = _ENV_DEC.decode(data)
     except UnicodeDecodeError as err:
         raise ContractError("bad_encoding", f"payload is not UTF-8: {err.reason} at byte {err.start}") from err
-    try:
-        env = _ENV_DEC.decode(text)
     except msgspec.ValidationError as err:
         raise ContractError("invalid_envelope", str(err)) from err
     except msgspec.DecodeError as err:
@@ -163,7 +164,7 @@ def _decode_slow(data: bytes) -> tuple[GatewayMessage, list[RejectedReading]]:
         raw_bytes = bytes(raw)
         try:
             r = _READING_DEC.decode(raw_bytes)
-        except msgspec.DecodeError as err:
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:
             rejected.append(RejectedReading(i, "invalid_reading", str(err), raw_bytes))
             continue
         problem = _reading_problem(r)

@@ -35,7 +35,7 @@ from nxem.harness import Pipeline, pipeline, wait_for
 
 pytestmark = pytest.mark.integration
 
-HOT_ENT, COOL_ENT = "91640500MA76L8XK3Q", "91640500MA76L8XL1L"
+HOT_ENT, COOL_ENT = "91640500MA76L8XK3A", "91640500MA76L8XL15"
 HOURS = 6  # 24 quarter-hours per meter: the 1-hour window is full many times over
 IT_KW = 2000.0
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from collector.normalise import Limits, normalise
 from collector.payload import topic_for
 
-ENT = "91640500MA76L8XK3Q"
-OTHER = "91640100MA76L8XK3Q"
+ENT = "91640500MA76L8XK3A"
+OTHER = "91640100MA76L8XK3M"
 NOW = datetime(2026, 11, 24, 8, 0, 30, tzinfo=UTC)
 
 

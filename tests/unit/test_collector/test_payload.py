@@ -44,7 +44,8 @@ def test_example_decodes_with_offsets_preserved() -> None:
     ("data", "code"),
     [
         (b"{not json", "malformed_json"),
-        (b"\xff\xfe{}", "bad_encoding"),
+        (b"\xff\xfe{}", "malformed_json"),  # not JSON before any string is read
+        (json.dumps(_msg(gateway="gw-\u00e9")).encode().replace(b"\\u00e9", b"\xff"), "bad_encoding"),
         (json.dumps(_msg(schema="nxem.gateway/2")).encode(), "unsupported_schema"),
         (json.dumps(_msg(seq=-1)).encode(), "bad_seq"),
         (json.dumps(_msg(seq="7")).encode(), "invalid_envelope"),
@@ -76,17 +77,29 @@ def test_bad_readings_are_rejected_one_by_one_and_good_ones_kept() -> None:
     assert b'"meter":"c"' in rejected[1].raw.replace(b" ", b"")
 
 
+def test_non_utf8_inside_one_reading_rejects_only_that_reading() -> None:
+    m = _msg(readings=[{"meter": "ok", "ts": "2026-11-24T16:00:00+08:00", "value": 1.0},
+                       {"meter": "BAD", "ts": "2026-11-24T16:00:00+08:00", "value": "x"}])
+    raw = json.dumps(m).encode().replace(b"BAD", b"\xff\xfe")
+    msg, rejected = payload.decode(raw)
+    assert [r.meter for r in msg.readings] == ["ok"]
+    assert [r.reason_code for r in rejected] == ["invalid_reading"]
+
+
 def test_topic_round_trip_and_bad_topic() -> None:
-    t = payload.topic_for("91640500MA76L8XK3Q", "gw-1")
-    assert t == "nxem/v1/91640500MA76L8XK3Q/gw-1/readings"
-    assert payload.parse_topic(t) == ("91640500MA76L8XK3Q", "gw-1")
+    t = payload.topic_for("91640500MA76L8XK3A", "gw-1")
+    assert t == "nxem/v1/91640500MA76L8XK3A/gw-1/readings"
+    assert payload.parse_topic(t) == ("91640500MA76L8XK3A", "gw-1")
     with pytest.raises(ContractError) as exc:
         payload.parse_topic("nxem/v1/x/readings")
     assert exc.value.reason_code == "bad_topic"
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=2048))
+@given(st.binary(max_size=2048) | st.builds(
+    lambda junk, at: (lambda b: b[:at] + junk + b[at:])(json.dumps(EXAMPLE).encode()),
+    st.binary(min_size=1, max_size=8), st.integers(0, 400),
+))
 def test_fuzz_arbitrary_bytes_only_ever_raise_the_contract_error(data: bytes) -> None:
     try:
         msg, rejected = payload.decode(data)

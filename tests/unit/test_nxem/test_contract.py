@@ -16,7 +16,7 @@ T = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
 
 def _batch(readings: list[Reading]) -> ReadingBatch:
-    return ReadingBatch(enterprise_id="91640500MA76L8XK3Q", site_id=7, gateway_id="gw-a", seq=3,
+    return ReadingBatch(enterprise_id="91640500MA76L8XK3A", site_id=7, gateway_id="gw-a", seq=3,
                         sent_at=T, received_at=T + timedelta(seconds=1), readings=readings)
 
 
@@ -32,7 +32,7 @@ def test_reading_is_compact_on_the_wire() -> None:
 
 def test_alert_and_dead_letter_round_trip() -> None:
     a = AlertEvent(alert_key=contract.alert_key("site", 7, "pue_above_limit"), source_kind="site", source_id=7,
-                   enterprise_id="91640500MA76L8XK3Q", rule="pue_above_limit", kind="opened", severity="major",
+                   enterprise_id="91640500MA76L8XK3A", rule="pue_above_limit", kind="opened", severity="major",
                    at=T, value=1.3, threshold=1.2, details={"formula": "PUE = E_total / E_IT"})
     assert a.alert_key == "site:7:pue_above_limit"
     assert contract.decode_alert(contract.encode(a)) == a
