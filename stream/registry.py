@@ -1,0 +1,116 @@
+"""Registry rows (storage) -> the domain's rule configuration and meter specs.
+
+The only place that decides which rules a site gets: a data centre gets the PUE rule (its
+own limit and window) and the annual 10 000 tce rule; a plant gets one quota rule per
+product and indicator it declares; a unit with an energy budget gets the budget rule; every
+site gets the data-quality rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from alerts.engine import SiteRules
+from alerts.rules.annual import AnnualTceRule
+from alerts.rules.budget import BudgetRule
+from alerts.rules.pue import PueRule
+from alerts.rules.quota import QuotaRule
+from analytics.quotas import QUOTAS
+from analytics.site_energy import MeterSpec
+from stream.sites import Registry
+
+INDICATOR_UNITS = {"kgce_per_t": "kgce/t", "kwh_per_t": "kWh/t"}
+
+
+class SiteRowLike(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def enterprise_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def new_build(self) -> bool: ...
+    @property
+    def pue_limit(self) -> float | None: ...
+    @property
+    def pue_window_hours(self) -> float | None: ...
+    @property
+    def energy_budget_tce(self) -> float | None: ...
+    @property
+    def products(self) -> Sequence[Any]: ...
+
+
+class MeterRowLike(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def site_id(self) -> int: ...
+    @property
+    def carrier(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def multiplier(self) -> float: ...
+    @property
+    def rollover(self) -> float | None: ...
+    @property
+    def coefficient(self) -> str | None: ...
+    @property
+    def product(self) -> str | None: ...
+
+
+def _product_fields(p: Any) -> tuple[str, str]:
+    if isinstance(p, Mapping):
+        return str(p["product"]), str(p.get("indicator", "kgce_per_t"))
+    return str(p.product), str(getattr(p, "indicator", "kgce_per_t"))
+
+
+def site_rules(site: SiteRowLike) -> SiteRules:
+    pue = annual = None
+    quotas: list[QuotaRule] = []
+    if site.kind == "data_centre":
+        pue = PueRule(
+            limit=site.pue_limit if site.pue_limit is not None else PueRule().limit,
+            window=timedelta(hours=site.pue_window_hours) if site.pue_window_hours else PueRule().window,
+        )
+        annual = AnnualTceRule()
+    else:
+        for p in site.products:
+            product, indicator = _product_fields(p)
+            unit = INDICATOR_UNITS.get(indicator, indicator)
+            quotas += [QuotaRule(quota=q, new_build=site.new_build)
+                       for q in QUOTAS.get(product, ()) if q.unit == unit]
+    budget = BudgetRule(budget_tce=site.energy_budget_tce) if site.energy_budget_tce else None
+    return SiteRules(
+        site_id=site.id, enterprise_id=site.enterprise_id,
+        kind="data_centre" if site.kind == "data_centre" else "plant",
+        pue=pue, annual_tce=annual, quotas=tuple(quotas), budget=budget,
+    )
+
+
+def meter_spec(m: MeterRowLike) -> MeterSpec:
+    return MeterSpec(
+        meter_id=m.id, site_id=m.site_id, carrier=m.carrier, unit=m.unit,
+        role=m.role,  # type: ignore[arg-type]  # validated by the registry loader
+        kind=m.kind,  # type: ignore[arg-type]
+        multiplier=m.multiplier, rollover=m.rollover, coefficient=m.coefficient, product=m.product,
+    )
+
+
+def build_registry(sites: Mapping[int, SiteRowLike], meters: Mapping[int, MeterRowLike]) -> Registry:
+    specs = {mid: meter_spec(m) for mid, m in meters.items()}
+    by_site: dict[int, dict[int, MeterSpec]] = {}
+    for mid, spec in specs.items():
+        by_site.setdefault(spec.site_id, {})[mid] = spec
+    return Registry(
+        sites={sid: site_rules(s) for sid, s in sites.items()},
+        meters=specs,
+        meters_by_site=by_site,
+    )
