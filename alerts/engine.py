@@ -27,7 +27,7 @@ from alerts.rules.quality import QualityRule
 from alerts.rules.quota import QuotaRule
 from analytics.coefficients import ConversionError
 from analytics.periods import local_start, next_local_year
-from analytics.site_energy import MeterSpec, SiteEnergyState, floor_bucket, window_energy
+from analytics.site_energy import MeterSpec, SiteEnergyState, floor_bucket, validate_spec, window_energy
 from nxem.contract import AlertEvent, alert_key
 
 SiteKind = Literal["data_centre", "plant"]
@@ -210,13 +210,28 @@ def _completeness(rules: SiteRules, rule: QualityRule, run: _Run, energy: SiteEn
                                           interval_s=spec.interval_s, now=now))
 
 
+def _valid(specs: Mapping[int, MeterSpec]) -> tuple[dict[int, MeterSpec], dict[str, str]]:
+    """Specs that convert, and the reason for each that does not (cached, cheap per call)."""
+    ok: dict[int, MeterSpec] = {}
+    bad: dict[str, str] = {}
+    for m, s in specs.items():
+        try:
+            validate_spec(s)
+        except ConversionError as err:
+            bad[str(m)] = f"meter {m}: {err}"
+        else:
+            ok[m] = s
+    return ok, bad
+
+
 def evaluate_site(
     rules: SiteRules, state: SiteRulesState, energy: SiteEnergyState, specs: Mapping[int, MeterSpec], now: datetime,
 ) -> tuple[SiteRulesState, list[AlertEvent]]:
     """Evaluate every rule of the site at event time ``now``; (new state, transitions).
 
     A meter spec that cannot be converted (unknown carrier/unit, gas without a coefficient)
-    raises no exception here: it becomes a ``meter_config_invalid`` site alert.
+    raises no exception here: it is left out of every rule and becomes one
+    ``meter_config_invalid`` site alert naming the meters.
     """
     end = floor_bucket(now)
     if state.last_end is not None and end <= state.last_end:
@@ -225,6 +240,7 @@ def evaluate_site(
     day_end = local_start(end, "day")
     new_day = state.last_end is None or local_start(state.last_end, "day") < day_end
     cfg_key = alert_key("site", rules.site_id, CONFIG_RULE)
+    specs, invalid = _valid(specs)
     try:
         if rules.pue is not None:
             _pue(rules, rules.pue, run, energy, specs, end, now)
@@ -239,10 +255,14 @@ def evaluate_site(
                 _quotas(rules, run, energy, specs, day_end, now)
             if rules.quality is not None:
                 _completeness(rules, rules.quality, run, energy, specs, day_end, now)
-    except ConversionError as err:
+    except ConversionError as err:  # defensive: specs were validated above
+        invalid["site"] = str(err)
+    if invalid:
         run.set(cfg_key, lifecycle.trigger(
             run.get(cfg_key), source_kind="site", source_id=rules.site_id, enterprise_id=rules.enterprise_id,
-            rule=CONFIG_RULE, severity="major", at=now, details={"error": str(err)}))
+            rule=CONFIG_RULE, severity="major", at=now, value=float(len(invalid)),
+            details={"error": "; ".join(invalid.values()), "meters": sorted(invalid)},
+            policy=lifecycle.UpdatePolicy(min_relative_step=0.0)))
     else:
         run.set(cfg_key, lifecycle.clear(run.get(cfg_key), now))
     return SiteRulesState(active=run.active, last_end=end), run.events
