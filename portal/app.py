@@ -1,0 +1,73 @@
+"""The portal's FastAPI application: ``create_app(settings)`` wires the database pool, the
+templates, the routers (JSON API under ``/api/v1``, HTML pages, the alert stream) and the
+exception handlers. Nothing here reads the environment: settings come in built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from portal import api, errors, pages, sse, views
+from portal.auth import LoginPolicy
+from portal.db import Database
+from portal.settings import PortalSettings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+
+DESCRIPTION = """
+JSON API of the Ningxia key energy-using units monitoring portal.
+
+Authenticate with `POST /api/v1/auth/token` (JSON username/password) and send
+`Authorization: Bearer <token>`; browsers use the session cookie of the login form (unsafe
+requests with the cookie need the `X-CSRF-Token` header from `GET /api/v1/me`).
+Inspectors and operators read every enterprise; an enterprise user reads only its own
+enterprise -- enforced by row-level security in PostgreSQL, with API checks on top.
+Errors are `{"error": {"code", "message"}}` with a 4xx/5xx status.
+"""
+
+
+def _portal_dsn(settings: PortalSettings) -> str:
+    from storage.roles import dsn_for
+
+    dsn: str = dsn_for("nxem_portal", settings)
+    return dsn
+
+
+def create_app(settings: PortalSettings, dsn: str | None = None,
+               db_factory: Callable[[str, int], Database] = Database) -> FastAPI:
+    """The portal application. ``dsn`` overrides the ``nxem_portal`` role DSN (tests)."""
+    db = db_factory(dsn or _portal_dsn(settings), settings.portal_pool_max)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.open()
+        try:
+            yield
+        finally:
+            db.close()
+
+    app = FastAPI(title="NXEM portal", version="1.0", description=DESCRIPTION, lifespan=lifespan,
+                  openapi_url="/api/v1/openapi.json", docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.secret = settings.load_secret()
+    app.state.policy = LoginPolicy(settings.portal_login_max_failures, settings.portal_login_window_s,
+                                   settings.portal_session_ttl_s)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    views.install_filters(templates)
+    app.state.templates = templates
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    errors.install(app)
+    app.include_router(api.router)
+    app.include_router(sse.router)
+    app.include_router(pages.router)
+    return app

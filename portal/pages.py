@@ -1,0 +1,189 @@
+"""HTML pages: login/logout, the inspectors' alert board, an alert's evidence page with the
+acknowledge form, the region overview, and the site pages with charts.
+
+Pages call the same functions as the JSON API (``portal.api``), so they share its
+authorisation and the tenant-bound reads. Unsafe form posts check the CSRF field (an HMAC of
+the session token) and, when the browser sends one, that ``Origin`` is this host.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from portal import api, auth, queries, security, views
+from portal.auth import BadCredentials, Principal, RateLimited
+from portal.db import Database
+
+router = APIRouter(include_in_schema=False)
+
+REGION = auth.page_require("inspector", "operator")
+ANY = auth.page_require("inspector", "operator", "enterprise")
+
+
+def _render(request: Request, name: str, p: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+    csrf = security.csrf_token(request.app.state.secret, p.token) if p is not None and p.via == "cookie" else ""
+    resp: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, name, {"user": p.user if p else None, "csrf": csrf, **ctx}, status_code=status)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _check_form(request: Request, p: Principal, csrf: str) -> None:
+    origin = request.headers.get("origin")
+    if origin is not None and origin.rstrip("/") != str(request.base_url).rstrip("/"):
+        raise HTTPException(403, "cross-origin form post refused")
+    if p.via != "cookie" or not security.csrf_ok(request.app.state.secret, p.token, csrf):
+        raise HTTPException(403, "the form has expired; reload the page and try again")
+
+
+def _safe_next(target: str | None, role: str) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and target != "/login":
+        return target
+    return "/board" if role in ("inspector", "operator") else "/sites"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "", p: Principal | None = Depends(auth.optional_principal)) -> Response:
+    if p is not None:
+        return RedirectResponse(_safe_next(next, p.user.role), status_code=303)
+    return _render(request, "login.html", None, next=next)
+
+
+@router.post("/login")
+def login_form(request: Request, username: str = Form(...), password: str = Form(...), next: str = Form(""),
+               db: Database = Depends(auth.get_db)) -> Response:
+    origin = request.headers.get("origin")
+    if origin is not None and origin.rstrip("/") != str(request.base_url).rstrip("/"):
+        raise HTTPException(403, "cross-origin login refused")
+    try:
+        p = auth.login(db, username, password, auth.client_ip(request), "cookie", request.app.state.policy)
+    except BadCredentials:
+        return _render(request, "login.html", None, 401, next=next, username=username,
+                       error="Unknown user or wrong password.")
+    except RateLimited as err:
+        resp = _render(request, "login.html", None, 429, next=next, username=username,
+                       error=f"Too many failed sign-ins. Try again in {err.retry_after_s} s.")
+        resp.headers["Retry-After"] = str(err.retry_after_s)
+        return resp
+    redirect = RedirectResponse(_safe_next(next, p.user.role), status_code=303)
+    settings = request.app.state.settings
+    redirect.set_cookie(auth.COOKIE_NAME, p.token, max_age=settings.portal_session_ttl_s, httponly=True,
+                        samesite="lax", secure=settings.portal_cookie_secure, path="/")
+    return redirect
+
+
+@router.post("/logout")
+def logout_form(request: Request, csrf: str = Form(""), db: Database = Depends(auth.get_db),
+                p: Principal = Depends(auth.principal)) -> Response:
+    _check_form(request, p, csrf)
+    auth.logout(db, p.token)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(auth.COOKIE_NAME, path="/")
+    return resp
+
+
+@router.get("/")
+def home(p: Principal = ANY) -> Response:
+    return RedirectResponse(_safe_next(None, p.user.role), status_code=303)
+
+
+def _board(request: Request, db: Database, p: Principal, action: str, city: str | None, industry: str | None,
+           rule: str | None, severity: str | None, status: str | None) -> HTMLResponse:
+    f = api.alert_filter(p, city, industry, rule, severity, status)
+    with db.tenant(p.user) as conn:
+        rows = queries.list_alerts(conn, f, 500)
+        choices = queries.alert_filter_choices(conn)
+    chosen = {k: v for k, v in (("city", city), ("industry", industry), ("rule", rule), ("severity", severity),
+                                ("status", status)) if v}
+    query = ("?" + urlencode(chosen)) if chosen else ""
+    filter_choices = [("city", "City", choices["cities"]), ("industry", "Industry", choices["industries"]),
+                      ("rule", "Rule", choices["rules"]), ("severity", "Severity", ["critical", "major", "minor", "warning"]),
+                      ("status", "Status", ["active", "cleared", "unacknowledged", "acknowledged"])]
+    return _render(request, "board.html", p, alerts=rows, filters={k: chosen.get(k, "") for k, *_ in filter_choices},
+                   filter_choices=filter_choices, action=action, stream_url="/api/v1/alerts/stream" + query,
+                   export_query=query, can_ack=p.user.role == "inspector")
+
+
+@router.get("/board")
+def board(request: Request, db: Database = Depends(auth.get_db), p: Principal = REGION, city: str | None = None,
+          industry: str | None = None, rule: str | None = None, severity: str | None = None,
+          status: str | None = None) -> HTMLResponse:
+    return _board(request, db, p, "/board", city, industry, rule, severity, status)
+
+
+@router.get("/alerts")
+def my_alerts(request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY, city: str | None = None,
+              industry: str | None = None, rule: str | None = None, severity: str | None = None,
+              status: str | None = None) -> HTMLResponse:
+    return _board(request, db, p, "/alerts", city, industry, rule, severity, status)
+
+
+@router.get("/alerts/{alert_id}")
+def alert_page(alert_id: int, request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY) -> HTMLResponse:
+    with db.tenant(p.user) as conn:
+        a = queries.get_alert(conn, alert_id)
+        if a is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        transitions = queries.alert_transitions(conn, alert_id)
+        label, points = queries.alert_series(conn, a)
+    chart = views.alert_chart(a, points, label)
+    return _render(request, "alert.html", p, a=a, transitions=transitions, chart=chart,
+                   evidence_keys=views.EVIDENCE_KEYS, can_ack=p.user.role == "inspector")
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge_form(alert_id: int, request: Request, note: str = Form(""), csrf: str = Form(""),
+                     db: Database = Depends(auth.get_db), p: Principal = auth.page_require("inspector")) -> Response:
+    _check_form(request, p, csrf)
+    if not note.strip():
+        raise HTTPException(422, "an acknowledgement needs a note")
+    api.do_acknowledge(db, p, alert_id, note[:2000])
+    return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
+
+
+@router.get("/overview")
+def overview_page(request: Request, db: Database = Depends(auth.get_db), p: Principal = REGION) -> HTMLResponse:
+    with db.tenant(p.user) as conn:
+        o = queries.overview(conn, views.today_local().year)
+    return _render(request, "overview.html", p, o=o)
+
+
+@router.get("/sites")
+def sites_page(request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY) -> HTMLResponse:
+    with db.tenant(p.user) as conn:
+        rows = queries.list_sites(conn, api.own_enterprise(p, None), None, None)
+    return _render(request, "sites.html", p, sites=rows)
+
+
+@router.get("/sites/{site_id}")
+def site_page(site_id: int, request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY,
+              start: date | None = None, end: date | None = None, meter_id: int | None = None) -> HTMLResponse:
+    d0, d1 = views.date_range(start, end)
+    t0, t1 = views.utc_bounds(d0, d1)
+    with db.tenant(p.user) as conn:
+        site = queries.get_site(conn, site_id)
+        if site is None:
+            raise HTTPException(404, f"no site {site_id}")
+        meters = queries.list_meters(conn, site_id)
+        meter = next((m for m in meters if m["id"] == meter_id), meters[0] if meters else None)
+        if meter_id is not None and meter is not None and meter["id"] != meter_id:
+            raise HTTPException(404, f"no meter {meter_id} at this site")
+        bucket_s, points = queries.readings(conn, meter["id"], t0, t1, 400) if meter else (900, [])
+        energy = queries.energy(conn, site_id, "day", d0, d1)
+        pue_rows = queries.pue(conn, site_id, d0, d1) if site["kind"] == "data_centre" else None
+        products = queries.site_products(conn, site_id)
+        unit_rows = [(prod, *queries.unit_product(conn, site_id, prod, d0, d1)) for prod in products]
+        site_alerts = queries.list_alerts(conn, api.alert_filter(p, site_id=site_id), 50)
+    charts = {
+        "readings": views.readings_chart(meter, points, bucket_s),
+        "energy": views.energy_chart(energy),
+        "pue": views.pue_chart(pue_rows, site.get("pue_limit")) if pue_rows is not None else None,
+        "unit_product": [views.unit_product_chart(prod, rows, levels) for prod, levels, rows in unit_rows],
+    }
+    return _render(request, "site.html", p, site=site, meters=meters, meter_id=meter["id"] if meter else None,
+                   charts=charts, alerts=site_alerts, start=d0.isoformat(), end=d1.isoformat(), products=products)

@@ -1,0 +1,403 @@
+"""Read and write paths of the portal over the storage schema (``storage/migrations``).
+
+Every function runs inside a transaction the caller has bound to a tenant
+(``portal.db.Database.tenant``): the WHERE clauses filter by what the *request* asks for (a
+site, a city), never by who is asking -- row-level security (and the tenant views
+``v_readings``/``v_rollup_*`` built on it) removes the rows the principal may not see.
+
+Energy arithmetic here is the SQL form of the storage rollups: per meter and local day, an
+interval meter's quantity is its sum, a register meter's the increase of its last value over
+the previous day's (rollover-corrected); times the meter multiplier; times the GB/T 2589
+coefficient of the meter (``coefficients``) gives kgce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Final
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from analytics.pue import grade as pue_grade
+from portal.views import LOCAL, utc_bounds
+
+#: GB/T 2589-2020 Annex A, electricity at calorific value (当量值): 0.1229 kgce/kWh. Used for
+#: data-centre electricity meters registered without a coefficient.
+ELECTRICITY_KGCE_PER_KWH: Final = 0.1229
+#: Key energy-using unit (重点用能单位): annual comprehensive energy consumption ≥ 10 000 tce.
+KEY_USER_TCE: Final = 10_000.0
+
+
+def _all(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(sql, params).fetchall()
+
+
+def _one(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(sql, params).fetchone()
+
+
+# ----------------------------------------------------------------- registry
+
+def first_enterprise_ids(conn: psycopg.Connection[Any], n: int) -> list[str]:
+    return [r["id"] for r in _all(conn, "SELECT id FROM enterprises ORDER BY id LIMIT %s", (n,))]
+
+
+def list_enterprises(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    return _all(conn, "SELECT id, name, city, industry FROM enterprises ORDER BY city, name")
+
+
+_SITE_COLS = ("SELECT s.id, s.enterprise_id, s.code, s.name, s.kind, e.city, e.industry, s.pue_limit,"
+              " s.products FROM sites s JOIN enterprises e ON e.id = s.enterprise_id")
+
+
+def _site_row(r: dict[str, Any]) -> dict[str, Any]:
+    if r["kind"] != "data_centre":
+        r["pue_limit"] = None
+    return r
+
+
+def list_sites(conn: psycopg.Connection[Any], enterprise_id: str | None = None, city: str | None = None,
+               industry: str | None = None) -> list[dict[str, Any]]:
+    rows = _all(conn, _SITE_COLS + " WHERE (%(e)s::text IS NULL OR s.enterprise_id = %(e)s)"
+                " AND (%(c)s::text IS NULL OR e.city = %(c)s) AND (%(i)s::text IS NULL OR e.industry = %(i)s)"
+                " ORDER BY e.city, s.name", {"e": enterprise_id, "c": city, "i": industry})
+    return [_site_row(r) for r in rows]
+
+
+def get_site(conn: psycopg.Connection[Any], site_id: int) -> dict[str, Any] | None:
+    row = _one(conn, _SITE_COLS + " WHERE s.id = %s", (site_id,))
+    return _site_row(row) if row else None
+
+
+def site_products(conn: psycopg.Connection[Any], site_id: int) -> list[str]:
+    """Products with an output meter at the site (the unit-product charts)."""
+    return [r["product"] for r in _all(conn, "SELECT DISTINCT product FROM meters WHERE site_id = %s"
+                                             " AND role = 'product_output' ORDER BY product", (site_id,))]
+
+
+_METER_COLS = "SELECT id, site_id, code, carrier, unit, role, kind FROM meters"
+
+
+def list_meters(conn: psycopg.Connection[Any], site_id: int | None = None) -> list[dict[str, Any]]:
+    return _all(conn, _METER_COLS + " WHERE (%(s)s::int IS NULL OR site_id = %(s)s) ORDER BY site_id, code",
+                {"s": site_id})
+
+
+def get_meter(conn: psycopg.Connection[Any], meter_id: int) -> dict[str, Any] | None:
+    return _one(conn, _METER_COLS + " WHERE id = %s", (meter_id,))
+
+
+# ----------------------------------------------------------------- readings (downsampled)
+
+_STEPS_S: Final = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
+
+
+def bucket_seconds(t0: datetime, t1: datetime, max_points: int) -> int:
+    """The smallest round bucket width giving at most ``max_points`` buckets over [t0, t1)."""
+    span = (t1 - t0).total_seconds()
+    for step in _STEPS_S:
+        if span / step <= max_points:
+            return step
+    days = -(-span // (86400 * max_points))
+    return int(days) * 86400
+
+
+def readings(conn: psycopg.Connection[Any], meter_id: int, t0: datetime, t1: datetime,
+             max_points: int) -> tuple[int, list[dict[str, Any]]]:
+    """(bucket width s, [{ts, avg, min, max, n}]) with buckets aligned on local midnight.
+    Buckets under 15 minutes come from ``v_readings``, wider ones from ``v_rollup_15m``."""
+    step = bucket_seconds(t0, t1, max_points)
+    params = {"m": meter_id, "t0": t0, "t1": t1, "step": timedelta(seconds=step)}
+    origin = "TIMESTAMPTZ '2000-01-01 00:00:00+08'"
+    if step < 900:
+        sql = (f"SELECT date_bin(%(step)s, ts, {origin}) AS ts, avg(value) AS avg, min(value) AS min,"
+               " max(value) AS max, count(*)::int AS n FROM v_readings"
+               " WHERE meter_id = %(m)s AND ts >= %(t0)s AND ts < %(t1)s GROUP BY 1 ORDER BY 1")
+    else:
+        sql = (f"SELECT date_bin(%(step)s, bucket, {origin}) AS ts, sum(sum_value) / sum(n) AS avg,"
+               " min(min_value) AS min, max(max_value) AS max, sum(n)::int AS n FROM v_rollup_15m"
+               " WHERE meter_id = %(m)s AND bucket >= %(t0)s AND bucket < %(t1)s GROUP BY 1 ORDER BY 1")
+    return step, _all(conn, sql, params)
+
+
+# ----------------------------------------------------------------- energy, PUE, unit product
+
+_DAILY_QTY = """
+WITH d AS (
+  SELECT r.meter_id, r.bucket, r.sum_value, r.first_value, r.last_value,
+         lag(r.last_value) OVER w AS prev_last, lag(r.bucket) OVER w AS prev_bucket
+  FROM v_rollup_1d r
+  WHERE r.meter_id IN (SELECT id FROM meters WHERE site_id = ANY(%(sites)s))
+    AND r.bucket >= %(t0)s - interval '1 day' AND r.bucket < %(t1)s
+  WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.bucket)
+), q AS (
+  SELECT m.site_id, s.kind AS site_kind, m.role, m.product,
+         (d.bucket AT TIME ZONE 'Asia/Shanghai')::date AS day,
+         coalesce(c.kgce_per_unit, CASE WHEN m.unit = 'kWh' THEN %(kwh)s END) AS kgce_per_unit,
+         m.multiplier * CASE
+           WHEN m.kind = 'interval' THEN d.sum_value
+           WHEN d.prev_last IS NULL OR d.prev_bucket < d.bucket - interval '25 hours'
+             THEN d.last_value - d.first_value
+           WHEN d.last_value >= d.prev_last THEN d.last_value - d.prev_last
+           ELSE d.last_value + coalesce(m.rollover, 0) - d.prev_last
+         END AS qty
+  FROM d JOIN meters m ON m.id = d.meter_id JOIN sites s ON s.id = m.site_id
+  LEFT JOIN coefficients c ON c.id = m.coefficient
+  WHERE d.bucket >= %(t0)s
+), daily AS (
+  SELECT site_id, day,
+         sum(CASE WHEN site_kind = 'data_centre' AND role = 'total_facility' THEN qty * kgce_per_unit
+                  WHEN site_kind = 'plant' AND role = 'consumed' THEN qty * kgce_per_unit
+                  WHEN site_kind = 'plant' AND role = 'exported' THEN -qty * kgce_per_unit
+                  ELSE 0 END) AS kgce,
+         sum(qty) FILTER (WHERE role = 'total_facility') AS facility_kwh,
+         sum(qty) FILTER (WHERE role = 'it_load') AS it_kwh
+  FROM q GROUP BY site_id, day
+)
+"""
+
+
+def _qty_params(site_ids: Sequence[int], d0: date, d1: date) -> dict[str, Any]:
+    t0, t1 = utc_bounds(d0, d1)
+    return {"sites": list(site_ids), "t0": t0, "t1": t1, "kwh": ELECTRICITY_KGCE_PER_KWH}
+
+
+def energy(conn: psycopg.Connection[Any], site_id: int, period: str, d0: date, d1: date) -> list[dict[str, Any]]:
+    """Comprehensive energy consumption (tce) per local day, month or year in [d0, d1]."""
+    trunc = {"day": "day", "month": "date_trunc('month', day)::date", "year": "date_trunc('year', day)::date"}[period]
+    return _all(conn, _DAILY_QTY + f"SELECT {trunc} AS period_start, sum(kgce) / 1000.0 AS tce FROM daily"
+                " GROUP BY 1 ORDER BY 1", _qty_params([site_id], d0, d1))
+
+
+def pue(conn: psycopg.Connection[Any], site_id: int, d0: date, d1: date) -> list[dict[str, Any]]:
+    """Daily PUE = facility kWh / IT kWh (no value on a day without IT energy)."""
+    return _all(conn, _DAILY_QTY + "SELECT day AS period_start, CASE WHEN it_kwh > 0 THEN facility_kwh / it_kwh END"
+                " AS pue FROM daily ORDER BY 1", _qty_params([site_id], d0, d1))
+
+
+def quota_levels(conn: psycopg.Connection[Any], product: str) -> dict[str, float]:
+    row = _one(conn, "SELECT level1_advanced, level2_new_build, level3_limit FROM quotas"
+                     " WHERE product = %s AND indicator = 'kgce_per_t'", (product,))
+    if row is None:
+        return {}
+    return {"level1": row["level1_advanced"], "level2": row["level2_new_build"], "level3": row["level3_limit"]}
+
+
+def unit_product(conn: psycopg.Connection[Any], site_id: int, product: str, d0: date,
+                 d1: date) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """(quota levels, daily [{period_start, kgce_per_t, output_t}]): the site's comprehensive
+    energy consumption over the day's qualified output of ``product`` (a single-product
+    boundary; multi-product plants need an allocation the registry does not hold yet)."""
+    rows = _all(conn, _DAILY_QTY + ", out AS (SELECT day, sum(qty) AS t FROM q WHERE role = 'product_output'"
+                " AND product = %(product)s GROUP BY day)"
+                " SELECT daily.day AS period_start, out.t AS output_t,"
+                " CASE WHEN out.t > 0 THEN daily.kgce / out.t END AS kgce_per_t"
+                " FROM daily LEFT JOIN out ON out.day = daily.day ORDER BY 1",
+                {**_qty_params([site_id], d0, d1), "product": product})
+    return quota_levels(conn, product), rows
+
+
+# ----------------------------------------------------------------- alerts
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    city: str | None = None
+    industry: str | None = None
+    rule: str | None = None
+    severity: str | None = None
+    status: str | None = None  # active | cleared | unacknowledged | acknowledged
+    enterprise_id: str | None = None
+    site_id: int | None = None
+    ids: tuple[int, ...] | None = None
+
+    def with_ids(self, ids: Sequence[int]) -> AlertFilter:
+        return replace(self, ids=tuple(ids))
+
+
+_ALERT_SQL = """
+SELECT a.id, a.alert_key, a.source_kind, a.source_id, a.enterprise_id, e.name AS enterprise_name,
+       st.id AS site_id, st.name AS site_name, e.city, e.industry, a.rule, a.severity, a.started_at,
+       a.updated_at, a.acked_at IS NOT NULL AS acknowledged, a.acked_at AS acknowledged_at, a.acked_by,
+       a.cleared_at IS NOT NULL AS cleared, a.cleared_at, a.value, a.threshold, a.details
+FROM alerts a
+JOIN enterprises e ON e.id = a.enterprise_id
+LEFT JOIN meters mt ON a.source_kind = 'meter' AND mt.id = a.source_id
+LEFT JOIN sites st ON st.id = CASE a.source_kind WHEN 'site' THEN a.source_id WHEN 'meter' THEN mt.site_id END
+"""
+
+_STATUS_SQL: Final = {"active": "a.cleared_at IS NULL", "cleared": "a.cleared_at IS NOT NULL",
+                      "unacknowledged": "a.acked_at IS NULL", "acknowledged": "a.acked_at IS NOT NULL"}
+
+
+def list_alerts(conn: psycopg.Connection[Any], f: AlertFilter, limit: int) -> list[dict[str, Any]]:
+    where = ["(%(city)s::text IS NULL OR e.city = %(city)s)",
+             "(%(industry)s::text IS NULL OR e.industry = %(industry)s)",
+             "(%(rule)s::text IS NULL OR a.rule = %(rule)s)",
+             "(%(severity)s::text IS NULL OR a.severity = %(severity)s)",
+             "(%(ent)s::text IS NULL OR a.enterprise_id = %(ent)s)",
+             "(%(site)s::int IS NULL OR st.id = %(site)s)"]
+    if f.status:
+        where.append(_STATUS_SQL.get(f.status, "false"))
+    if f.ids is not None:
+        where.append("a.id = ANY(%(ids)s)")
+    return _all(conn, _ALERT_SQL + " WHERE " + " AND ".join(where) +
+                " ORDER BY a.cleared_at IS NOT NULL, a.updated_at DESC, a.id DESC LIMIT %(limit)s",
+                {"city": f.city, "industry": f.industry, "rule": f.rule, "severity": f.severity,
+                 "ent": f.enterprise_id, "site": f.site_id, "ids": list(f.ids or ()), "limit": limit})
+
+
+def get_alert(conn: psycopg.Connection[Any], alert_id: int) -> dict[str, Any] | None:
+    return _one(conn, _ALERT_SQL + " WHERE a.id = %s", (alert_id,))
+
+
+def alert_filter_choices(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
+    row = _one(conn, "SELECT array(SELECT DISTINCT city FROM enterprises ORDER BY 1) AS cities,"
+                     " array(SELECT DISTINCT industry FROM enterprises ORDER BY 1) AS industries,"
+                     " array(SELECT DISTINCT rule FROM alerts ORDER BY 1) AS rules")
+    assert row is not None
+    return {k: list(v) for k, v in row.items()}
+
+
+# Transitions belong to the alert instance of their key that was open at their time; an
+# acknowledgement names its alert id (``details.alert_id``), as it may follow the clear.
+_OWNER_SQL = """
+coalesce((t.details->>'alert_id')::bigint,
+         (SELECT a.id FROM alerts a WHERE a.alert_key = t.alert_key AND a.started_at <= t.at
+          ORDER BY a.started_at DESC LIMIT 1))
+"""
+
+
+def alert_transitions(conn: psycopg.Connection[Any], alert_id: int) -> list[dict[str, Any]]:
+    rows = _all(conn, f"SELECT t.id, {_OWNER_SQL} AS alert_id, t.kind, t.at, t.severity, t.value, t.threshold,"
+                " t.details->>'note' AS note, t.details->>'acknowledged_by' AS actor"
+                " FROM alert_transitions t JOIN alerts x ON x.alert_key = t.alert_key AND x.id = %s"
+                " ORDER BY t.at, t.id", (alert_id,))
+    return [r for r in rows if r["alert_id"] == alert_id]
+
+
+def max_transition_id(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM alert_transitions").fetchone()
+    return int(row[0]) if row else 0
+
+
+def transitions_after(conn: psycopg.Connection[Any], after_id: int, limit: int,
+                      lookback_s: float = 30.0) -> list[tuple[int, int]]:
+    """[(transition id, alert id)] with id > ``after_id``, plus those recorded in the last
+    ``lookback_s`` seconds: ids come from a sequence at insert time, so a transaction that
+    commits after a later one can land *below* a cursor; the caller dedupes by id."""
+    rows = conn.execute(f"SELECT t.id, {_OWNER_SQL} FROM alert_transitions t"
+                        " WHERE t.id > %s OR t.recorded_at > now() - %s ORDER BY t.id LIMIT %s",
+                        (after_id, timedelta(seconds=lookback_s), limit)).fetchall()
+    return [(int(r[0]), int(r[1])) for r in rows if r[1] is not None]
+
+
+def acknowledge(conn: psycopg.Connection[Any], alert: dict[str, Any], username: str, note: str,
+                at: datetime | None = None) -> dict[str, Any]:
+    """Mark the alert acknowledged and record an ``acknowledged`` transition (AlertEvent-shaped:
+    its details are the alert's, plus who, the note and the alert id). RLS applies to both."""
+    at = at or datetime.now(timezone.utc)
+    cur = conn.execute("UPDATE alerts SET acked_at = %s, acked_by = %s WHERE id = %s AND acked_at IS NULL",
+                       (at, username, alert["id"]))
+    if cur.rowcount != 1:
+        from fastapi import HTTPException
+
+        raise HTTPException(409, f"alert {alert['id']} is already acknowledged")
+    details = {**alert["details"], "acknowledged_by": username, "note": note, "alert_id": alert["id"]}
+    row = _one(conn, "INSERT INTO alert_transitions (alert_key, kind, at, enterprise_id, source_kind, source_id,"
+                     " rule, severity, value, threshold, details) VALUES (%s, 'acknowledged', %s, %s, %s, %s, %s,"
+                     " %s, %s, %s, %s) RETURNING id, kind, at, severity, value, threshold",
+               (alert["alert_key"], at, alert["enterprise_id"], alert["source_kind"], alert["source_id"],
+                alert["rule"], alert["severity"], alert["value"], alert["threshold"], Jsonb(details)))
+    assert row is not None
+    return {**row, "alert_id": alert["id"], "note": note, "actor": username}
+
+
+def alert_series(conn: psycopg.Connection[Any], alert: dict[str, Any]) -> tuple[str, list[tuple[datetime, float | None]]]:
+    """(label, points) of the series that triggered the alert: daily PUE for PUE rules, the
+    daily unit consumption for quota rules, daily tce otherwise; over the alert's window
+    (or the 30 days before it), up to its clear or now."""
+    details = alert["details"]
+    end = (alert["cleared_at"] or datetime.now(timezone.utc)).astimezone(LOCAL).date()
+    start_s = details.get("window_start")
+    start = (datetime.fromisoformat(start_s).astimezone(LOCAL).date() if isinstance(start_s, str)
+             else alert["started_at"].astimezone(LOCAL).date() - timedelta(days=30))
+    start = min(start, end)
+    site_id = alert.get("site_id")
+    noon = datetime.min.time().replace(hour=12)
+    if site_id is None:
+        return "no site series", []
+    if alert["rule"].startswith("pue"):
+        rows = pue(conn, site_id, start, end)
+        return "daily PUE", [(datetime.combine(r["period_start"], noon, LOCAL), r["pue"]) for r in rows]
+    product = details.get("product")
+    if alert["rule"].startswith("quota") and isinstance(product, str):
+        _, urows = unit_product(conn, site_id, product, start, end)
+        return f"daily kgce/t {product}", [(datetime.combine(r["period_start"], noon, LOCAL), r["kgce_per_t"])
+                                           for r in urows]
+    rows = energy(conn, site_id, "day", start, end)
+    return "daily tce", [(datetime.combine(r["period_start"], noon, LOCAL), r["tce"]) for r in rows]
+
+
+# ----------------------------------------------------------------- region overview
+
+def overview(conn: psycopg.Connection[Any], year: int) -> dict[str, Any]:
+    """Year-to-date figures per city and industry, PUE grades and quota status."""
+    d0, d1 = date(year, 1, 1), min(date(year, 12, 31), datetime.now(LOCAL).date())
+    sites = list_sites(conn)
+    by_site: dict[int, dict[str, Any]] = {}
+    if sites and d1 >= d0:
+        for r in _all(conn, _DAILY_QTY + "SELECT site_id, sum(kgce) / 1000.0 AS tce, sum(facility_kwh) AS fac,"
+                      " sum(it_kwh) AS it FROM daily GROUP BY site_id", _qty_params([s["id"] for s in sites], d0, d1)):
+            by_site[r["site_id"]] = r
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    ent_tce: dict[str, float] = {}
+    for s in sites:
+        g = groups.setdefault((s["city"], s["industry"]), {"city": s["city"], "industry": s["industry"],
+                                                           "ents": set(), "sites": 0, "annual_tce": 0.0})
+        tce = float(by_site.get(s["id"], {}).get("tce") or 0.0)
+        g["ents"].add(s["enterprise_id"])
+        g["sites"] += 1
+        g["annual_tce"] += tce
+        ent_tce[s["enterprise_id"]] = ent_tce.get(s["enterprise_id"], 0.0) + tce
+    out_groups = [{"city": g["city"], "industry": g["industry"], "enterprises": len(g["ents"]), "sites": g["sites"],
+                   "key_users": sum(1 for e in g["ents"] if ent_tce.get(e, 0.0) >= KEY_USER_TCE),
+                   "annual_tce": round(g["annual_tce"], 3)} for g in groups.values()]
+    grades: dict[str, int] = {}
+    quota: dict[str, int] = {}
+    for s in sites:
+        r = by_site.get(s["id"], {})
+        if s["kind"] == "data_centre":
+            value = r["fac"] / r["it"] if r.get("it") else None
+            label = pue_grade(value) or "no data"
+            grades[label] = grades.get(label, 0) + 1
+        else:
+            for product in site_products(conn, s["id"]):
+                levels, rows = unit_product(conn, s["id"], product, d0, d1) if d1 >= d0 else ({}, [])
+                kgce = sum(x["kgce_per_t"] * x["output_t"] for x in rows if x["kgce_per_t"] is not None)
+                out_t = sum(x["output_t"] or 0.0 for x in rows if x["kgce_per_t"] is not None)
+                quota_key = quota_status(kgce / out_t if out_t > 0 else None, levels)
+                quota[quota_key] = quota.get(quota_key, 0) + 1
+    return {"year": year, "key_user_threshold_tce": KEY_USER_TCE,
+            "groups": sorted(out_groups, key=lambda g: (g["city"], g["industry"])),
+            "pue_grades": [{"grade": k, "sites": v} for k, v in sorted(grades.items())],
+            "quota_status": [{"status": k, "sites": v} for k, v in sorted(quota.items())]}
+
+
+def quota_status(kgce_per_t: float | None, levels: dict[str, float]) -> str:
+    """Where a unit consumption sits against the quota levels (GB quota standards: level 3 is
+    the limit for existing plants)."""
+    if kgce_per_t is None or not levels:
+        return "no data"
+    if kgce_per_t <= levels["level1"]:
+        return "level 1 (advanced)"
+    if kgce_per_t <= levels["level2"]:
+        return "level 2 (new-build)"
+    if kgce_per_t <= levels["level3"]:
+        return "level 3 (within limit)"
+    return "exceeds limit"

@@ -1,0 +1,212 @@
+"""Pydantic models of the JSON API (they document it in OpenAPI and validate its input)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["critical", "major", "minor", "warning"]
+Period = Literal["day", "month", "year"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=63)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenOut(_Out):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime
+    role: str
+    enterprise_id: str | None
+
+
+class MeOut(_Out):
+    username: str
+    role: str
+    enterprise_id: str | None
+    csrf_token: str | None = Field(None, description="send as X-CSRF-Token with cookie-authenticated POSTs")
+
+
+class EnterpriseOut(_Out):
+    id: str = Field(description="18-character unified social credit code")
+    name: str
+    city: str
+    industry: str
+
+
+class SiteOut(_Out):
+    id: int
+    enterprise_id: str
+    code: str
+    name: str
+    kind: str
+    city: str
+    industry: str
+    pue_limit: float | None = None
+
+
+class MeterOut(_Out):
+    id: int
+    site_id: int
+    code: str
+    carrier: str
+    unit: str
+    role: str
+    kind: str
+
+
+class ReadingPoint(_Out):
+    ts: datetime = Field(description="start of the bucket, UTC")
+    avg: float
+    min: float
+    max: float
+    n: int
+
+
+class ReadingsOut(_Out):
+    meter_id: int
+    unit: str
+    bucket_s: int = Field(description="downsampling bucket width in seconds")
+    points: list[ReadingPoint]
+
+
+class EnergyPoint(_Out):
+    period_start: date = Field(description="local (Asia/Shanghai) day, month or year start")
+    tce: float = Field(description="comprehensive energy consumption, tonnes of standard coal")
+
+
+class EnergyOut(_Out):
+    site_id: int
+    period: Period
+    points: list[EnergyPoint]
+
+
+class PuePoint(_Out):
+    period_start: date
+    pue: float | None
+
+
+class PueOut(_Out):
+    site_id: int
+    pue_limit: float | None
+    points: list[PuePoint]
+
+
+class UnitProductPoint(_Out):
+    period_start: date
+    kgce_per_t: float | None
+    output_t: float | None
+
+
+class UnitProductOut(_Out):
+    site_id: int
+    product: str
+    quota_levels_kgce_per_t: dict[str, float] = Field(description="level1 advanced, level2 new-build, level3 limit")
+    points: list[UnitProductPoint]
+
+
+class AlertOut(_Out):
+    id: int
+    alert_key: str
+    source_kind: str
+    source_id: int
+    enterprise_id: str
+    enterprise_name: str | None = None
+    site_id: int | None = None
+    site_name: str | None = None
+    city: str | None = None
+    industry: str | None = None
+    rule: str
+    severity: str
+    started_at: datetime
+    updated_at: datetime
+    acknowledged: bool
+    acknowledged_at: datetime | None = None
+    cleared: bool
+    cleared_at: datetime | None = None
+    value: float | None = None
+    threshold: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransitionOut(_Out):
+    id: int
+    alert_id: int
+    kind: str
+    at: datetime
+    severity: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    note: str | None = None
+    actor: str | None = None
+
+
+class AlertDetailOut(_Out):
+    alert: AlertOut
+    transitions: list[TransitionOut]
+
+
+class AckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=2000, description="what the inspector did or decided")
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{1,62}$")
+    password: str = Field(min_length=12, max_length=1024)
+    role: Literal["inspector", "enterprise", "operator"]
+    enterprise_id: str | None = Field(None, pattern=r"^[0-9A-Z]{18}$")
+
+
+class UserOut(_Out):
+    id: int
+    username: str
+    role: str
+    enterprise_id: str | None
+    disabled: bool
+
+
+class OverviewGroup(_Out):
+    city: str
+    industry: str
+    enterprises: int
+    key_users: int = Field(description="enterprises at or above the key-user threshold so far this year")
+    sites: int
+    annual_tce: float
+
+
+class PueGradeRow(_Out):
+    grade: str
+    sites: int
+
+
+class QuotaStatusRow(_Out):
+    status: str
+    sites: int
+
+
+class OverviewOut(_Out):
+    year: int
+    key_user_threshold_tce: float
+    groups: list[OverviewGroup]
+    pue_grades: list[PueGradeRow]
+    quota_status: list[QuotaStatusRow]
+
+
+class ErrorBody(_Out):
+    code: str
+    message: str
+
+
+class ErrorOut(_Out):
+    error: ErrorBody
