@@ -1,0 +1,226 @@
+"""Registry in the database: load a file, upsert it, and the read API of collector and worker.
+
+* ``load_registry_file(path) -> Registry``: parse and validate a YAML file (format in
+  docs/registry.md; pure parsing lives in ``storage.registry_format``).
+* ``upsert_registry(conn, registry)``: idempotent insert-or-update keyed by enterprise id,
+  site code, gateway id and (gateway, meter code); ids of existing rows never change.
+  Entries missing from the file are kept (removal is a deliberate operator action).
+* ``load_routing`` (collector), ``load_sites`` / ``load_meters`` (worker): plain frozen
+  dataclasses, read as ``nxem_ingest``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from storage.errors import StorageError
+from storage.registry_format import (
+    EnterpriseSpec,
+    GatewaySpec,
+    MeterSpec,
+    ProductSpec,
+    Registry,
+    RegistryError,
+    SiteSpec,
+    parse_registry,
+)
+
+__all__ = [
+    "EnterpriseSpec", "GatewayRoute", "GatewaySpec", "MeterRoute", "MeterRow", "MeterSpec",
+    "ProductSpec", "Registry", "RegistryError", "Routing", "SiteRow", "SiteSpec", "UpsertResult",
+    "load_meters", "load_registry_file", "load_routing", "load_sites", "upsert_registry",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRoute:
+    gateway_id: str
+    enterprise_id: str
+    site_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRoute:
+    meter_id: int
+    site_id: int
+    enterprise_id: str
+    unit: str
+    kind: str  # register | interval
+    role: str  # consumed | exported | product_output | it_load | total_facility
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    gateways: dict[str, GatewayRoute]
+    meters: dict[tuple[str, str], MeterRoute]  # (gateway_id, meter_code) -> route
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRow:
+    id: int
+    code: str
+    enterprise_id: str
+    kind: str  # data_centre | plant
+    name: str
+    new_build: bool
+    pue_limit: float
+    pue_window_hours: int
+    energy_budget_tce: float | None
+    products: tuple[ProductSpec, ...]
+    city: str  # of the enterprise
+    industry: str  # of the enterprise
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRow:
+    id: int
+    gateway_id: str
+    code: str
+    site_id: int
+    enterprise_id: str
+    carrier: str
+    unit: str
+    role: str
+    kind: str
+    multiplier: float
+    rollover: float | None
+    coefficient: str | None
+    product: str | None
+    kgce_per_unit: float | None  # the coefficient's value (GB/T 2589), None without one
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    enterprises: int
+    sites: int
+    gateways: int
+    meters: int
+
+
+def load_registry_file(path: str | Path) -> Registry:
+    """Read and validate a registry (or scenario) YAML file; ``RegistryError`` names the field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RegistryError(str(p), "$", f"cannot read: {err.strerror}") from err
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RegistryError(str(p), "$", f"not valid YAML: {err}") from err
+    return parse_registry(doc, str(p))
+
+
+def _check_coefficients(conn: psycopg.Connection[Any], registry: Registry) -> None:
+    known = {r[0] for r in conn.execute("SELECT id FROM coefficients").fetchall()}
+    for i, e in enumerate(registry.enterprises):
+        for j, s in enumerate(e.sites):
+            for k, g in enumerate(s.gateways):
+                for m_i, m in enumerate(g.meters):
+                    if m.coefficient is not None and m.coefficient not in known:
+                        raise RegistryError(
+                            "<database>", f"enterprises[{i}].sites[{j}].gateways[{k}].meters[{m_i}].coefficient",
+                            f"{m.coefficient!r} is not in the coefficients table ({', '.join(sorted(known))})")
+
+
+_ENTERPRISE = """
+INSERT INTO enterprises (id, name, city, industry) VALUES (%s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, city = EXCLUDED.city, industry = EXCLUDED.industry,
+  updated_at = now()
+WHERE (enterprises.name, enterprises.city, enterprises.industry)
+      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.city, EXCLUDED.industry)
+"""
+_SITE = """
+INSERT INTO sites AS s (code, enterprise_id, kind, name, new_build, pue_limit, pue_window_hours,
+                        energy_budget_tce, products)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (code) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id, kind = EXCLUDED.kind,
+  name = EXCLUDED.name, new_build = EXCLUDED.new_build, pue_limit = EXCLUDED.pue_limit,
+  pue_window_hours = EXCLUDED.pue_window_hours, energy_budget_tce = EXCLUDED.energy_budget_tce,
+  products = EXCLUDED.products, updated_at = now()
+RETURNING id
+"""
+_GATEWAY = """
+INSERT INTO gateways (id, enterprise_id, site_id) VALUES (%s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id, site_id = EXCLUDED.site_id,
+  updated_at = now()
+WHERE (gateways.enterprise_id, gateways.site_id) IS DISTINCT FROM (EXCLUDED.enterprise_id, EXCLUDED.site_id)
+"""
+_METER = """
+INSERT INTO meters (gateway_id, code, site_id, enterprise_id, carrier, unit, role, kind, multiplier,
+                    rollover, coefficient, product)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (gateway_id, code) DO UPDATE SET site_id = EXCLUDED.site_id,
+  enterprise_id = EXCLUDED.enterprise_id, carrier = EXCLUDED.carrier, unit = EXCLUDED.unit,
+  role = EXCLUDED.role, kind = EXCLUDED.kind, multiplier = EXCLUDED.multiplier,
+  rollover = EXCLUDED.rollover, coefficient = EXCLUDED.coefficient, product = EXCLUDED.product,
+  updated_at = now()
+"""
+
+
+def upsert_registry(conn: psycopg.Connection[Any], registry: Registry) -> UpsertResult:
+    """Insert or update every entry of ``registry`` in one transaction (as an admin/owner)."""
+    sites = gateways = meters = 0
+    try:
+        with conn.transaction():
+            _check_coefficients(conn, registry)
+            with conn.cursor() as cur:
+                for e in registry.enterprises:
+                    cur.execute(_ENTERPRISE, (e.id, e.name, e.city, e.industry))
+                    for s in e.sites:
+                        products = json.dumps([{"product": p.product, "indicator": p.indicator}
+                                               for p in s.products])
+                        row = cur.execute(_SITE, (s.code, e.id, s.kind, s.name, s.new_build, s.pue_limit,
+                                                  s.pue_window_hours, s.energy_budget_tce, products)).fetchone()
+                        assert row is not None
+                        site_id = int(row[0])
+                        sites += 1
+                        for g in s.gateways:
+                            cur.execute(_GATEWAY, (g.id, e.id, site_id))
+                            gateways += 1
+                            cur.executemany(_METER, [
+                                (g.id, m.code, site_id, e.id, m.carrier, m.unit, m.role, m.kind, m.multiplier,
+                                 m.rollover, m.coefficient, m.product) for m in g.meters])
+                            meters += len(g.meters)
+    except psycopg.errors.IntegrityError as err:
+        raise StorageError(f"registry upsert refused by the database: {err}") from err
+    return UpsertResult(len(registry.enterprises), sites, gateways, meters)
+
+
+def load_routing(conn: psycopg.Connection[Any]) -> Routing:
+    """Gateways and meters as the collector routes them (one snapshot)."""
+    with conn.transaction():
+        gws = conn.execute("SELECT id, enterprise_id, site_id FROM gateways").fetchall()
+        ms = conn.execute("SELECT gateway_id, code, id, site_id, enterprise_id, unit, kind, role FROM meters").fetchall()
+    return Routing(
+        gateways={g: GatewayRoute(g, e, s) for g, e, s in gws},
+        meters={(g, c): MeterRoute(i, s, e, u, k, r) for g, c, i, s, e, u, k, r in ms},
+    )
+
+
+def load_sites(conn: psycopg.Connection[Any]) -> dict[int, SiteRow]:
+    """Every site visible to the session, by id."""
+    rows = conn.execute(
+        "SELECT s.id, s.code, s.enterprise_id, s.kind, s.name, s.new_build, s.pue_limit, s.pue_window_hours,"
+        " s.energy_budget_tce, s.products, e.city, e.industry"
+        " FROM sites s JOIN enterprises e ON e.id = s.enterprise_id").fetchall()
+    return {
+        r[0]: SiteRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                      tuple(ProductSpec(str(p["product"]), str(p["indicator"])) for p in r[9]), r[10], r[11])
+        for r in rows
+    }
+
+
+def load_meters(conn: psycopg.Connection[Any]) -> dict[int, MeterRow]:
+    """Every meter visible to the session, by id, with its coefficient's kgce per unit."""
+    rows = conn.execute(
+        "SELECT m.id, m.gateway_id, m.code, m.site_id, m.enterprise_id, m.carrier, m.unit, m.role, m.kind,"
+        " m.multiplier, m.rollover, m.coefficient, m.product, c.kgce_per_unit"
+        " FROM meters m LEFT JOIN coefficients c ON c.id = m.coefficient").fetchall()
+    return {r[0]: MeterRow(*r) for r in rows}
