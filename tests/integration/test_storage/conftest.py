@@ -1,0 +1,122 @@
+"""A fresh, migrated database per test (``nxem_test_<random>``), dropped afterwards.
+
+Created through the admin DSN of the PostgreSQL cluster the session started; the LOGIN roles'
+passwords come from the session's secrets folder (storage/roles.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from nxem.services import ServiceSettings, admin_dsn
+from storage import roles
+from storage.migrate import backend_of, migrate
+from storage.registry import Registry, UpsertResult, upsert_registry
+from storage.registry_format import parse_registry
+
+DC_ENT = "91640500MA76L8XK3A"  # 中卫 data centre; check character computed by storage.uscc
+PLANT_ENT = "91640181MA76L8XK30"  # 宁东 calcium carbide plant
+OTHER_ENT = "91640100MA76L8XK3M"  # 银川, a second data centre (the "other tenant")
+
+
+@dataclass(frozen=True)
+class Db:
+    settings: ServiceSettings
+    name: str
+
+    @property
+    def admin(self) -> str:
+        return admin_dsn(self.settings, dbname=self.name)
+
+    def dsn(self, role: roles.LoginRole) -> str:
+        return roles.dsn_for(role, self.settings, dbname=self.name)
+
+    def connect(self, role: roles.LoginRole | None = None, **kw: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.admin if role is None else self.dsn(role), **kw)
+
+    def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.admin) as conn:
+            return conn.execute(query, params).fetchall()
+
+    @property
+    def timescale(self) -> bool:
+        with psycopg.connect(self.admin) as conn:
+            return backend_of(conn) == "timescale"
+
+
+def create_db(settings: ServiceSettings) -> str:
+    name = f"nxem_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_db(settings: ServiceSettings, name: str) -> None:
+    with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def db(services: ServiceSettings) -> Iterator[Db]:
+    name = create_db(services)
+    try:
+        migrate(admin_dsn(services, dbname=name), secrets_dir=services.resolved_data_dir() / "secrets")
+        yield Db(services, name)
+    finally:
+        drop_db(services, name)
+
+
+def _meter(code: str, role: str, kind: str = "register", unit: str = "kWh", carrier: str = "electricity",
+           coefficient: str | None = "electricity_calorific", **extra: Any) -> dict[str, Any]:
+    return {"code": code, "carrier": carrier, "unit": unit, "role": role, "kind": kind, "multiplier": 1,
+            "rollover": 1_000_000, "coefficient": coefficient, "product": None, **extra}
+
+
+def demo_document() -> dict[str, Any]:
+    """Two data centres of two enterprises and one calcium-carbide plant."""
+    return {"enterprises": [
+        {"id": DC_ENT, "name": "中卫云数据有限公司", "city": "中卫", "industry": "data_centre", "sites": [
+            {"code": "zw-dc-01", "name": "一号数据中心", "kind": "data_centre", "new_build": False,
+             "sim": {"pue": 1.3},  # a scenario block: ignored by storage
+             "gateways": [{"id": "gw-zw-a", "meters": [_meter("it-main", "it_load"),
+                                                        _meter("facility-main", "total_facility")]}]}]},
+        {"id": OTHER_ENT, "name": "银川算力有限公司", "city": "银川", "industry": "data_centre", "sites": [
+            {"code": "yc-dc-01", "name": "银川数据中心", "kind": "data_centre",
+             "gateways": [{"id": "gw-yc-a", "meters": [_meter("it-main", "it_load"),
+                                                        _meter("facility-main", "total_facility")]}]}]},
+        {"id": PLANT_ENT, "name": "宁东电石有限公司", "city": "宁东", "industry": "calcium_carbide", "sites": [
+            {"code": "nd-cc-01", "name": "电石一厂", "kind": "plant",
+             "products": [{"product": "calcium_carbide", "indicator": "kgce_per_t"}],
+             "gateways": [{"id": "gw-nd-a", "meters": [
+                 _meter("power", "consumed", kind="interval"),
+                 _meter("coke", "consumed", kind="interval", unit="t", carrier="coke", coefficient="coke"),
+                 _meter("steam-out", "exported", kind="interval", unit="GJ", carrier="heat", coefficient="heat"),
+                 _meter("output", "product_output", kind="interval", unit="t", carrier="product",
+                        coefficient=None, product="calcium_carbide"),
+             ]}]}]},
+    ]}
+
+
+def demo_registry() -> Registry:
+    return parse_registry(demo_document(), "demo")
+
+
+def load_demo(db: Db) -> UpsertResult:
+    with db.connect() as conn:
+        return upsert_registry(conn, demo_registry())
+
+
+def meter_ids(db: Db) -> dict[str, int]:
+    """'<gateway>/<code>' -> meter id."""
+    return {f"{g}/{c}": i for g, c, i in db.sql("SELECT gateway_id, code, id FROM meters")}
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)

@@ -1,0 +1,155 @@
+"""write_batch against a real PostgreSQL: fast path, replay, conflicts, late data, alerts,
+dead letters -- connected as the ingest role, like the worker."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import psycopg
+import pytest
+
+from nxem.contract import AlertEvent, DeadLetter, alert_key
+from storage.ingest import Conflict, write_batch
+from tests.integration.test_storage.conftest import DC_ENT, Db, load_demo, meter_ids, utc
+
+pytestmark = pytest.mark.integration
+
+T0 = utc(2026, 3, 1, 0, 0)
+
+
+def _rows(meter: int, values: list[float], start: datetime = T0,
+          step: timedelta = timedelta(minutes=15)) -> list[tuple[int, datetime, float]]:
+    return [(meter, start + i * step, v) for i, v in enumerate(values)]
+
+
+def test_fast_path_stores_every_row_and_a_replay_changes_nothing(db: Db) -> None:
+    load_demo(db)
+    m = meter_ids(db)
+    it, fac = m["gw-zw-a/it-main"], m["gw-zw-a/facility-main"]
+    # unsorted on purpose: facility first, then IT
+    batch = _rows(fac, [100.0, 125.0, 150.0]) + _rows(it, [80.0, 100.0, 120.0])
+    with db.connect("nxem_ingest") as conn:
+        first = write_batch(conn, batch, [], [])
+        assert (first.inserted, first.duplicates, first.staged, first.conflicts) == (6, 0, False, ())
+        replay = write_batch(conn, batch, [], [])
+        assert (replay.inserted, replay.duplicates, replay.staged, replay.conflicts) == (0, 6, True, ())
+    stored = db.sql("SELECT meter_id, ts, value FROM readings ORDER BY meter_id, ts")
+    assert stored == sorted(batch)
+
+
+def test_a_partly_new_batch_inserts_only_the_new_rows(db: Db) -> None:
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    with db.connect("nxem_ingest") as conn:
+        write_batch(conn, _rows(it, [1.0, 2.0]), [], [])
+        r = write_batch(conn, _rows(it, [1.0, 2.0, 3.0, 4.0]), [], [])
+    assert (r.inserted, r.duplicates, r.staged) == (2, 2, True)
+    assert db.sql("SELECT count(*) FROM readings")[0][0] == 4
+
+
+def test_a_changed_value_keeps_the_first_and_is_reported_as_a_conflict(db: Db) -> None:
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    with db.connect("nxem_ingest") as conn:
+        write_batch(conn, [(it, T0, 10.0)], [], [])
+        r = write_batch(conn, [(it, T0, 11.0), (it, T0 + timedelta(minutes=15), 12.0)], [], [])
+    assert (r.inserted, r.duplicates) == (1, 1)
+    assert r.conflicts == (Conflict(it, T0, stored_value=10.0, refused_value=11.0),)
+    assert db.sql("SELECT value FROM readings WHERE ts = %s", (T0,)) == [(10.0,)]
+
+
+def test_repeated_keys_inside_one_batch_keep_the_first_sent(db: Db) -> None:
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    with db.connect("nxem_ingest") as conn:
+        r = write_batch(conn, [(it, T0, 5.0), (it, T0, 5.0), (it, T0, 7.0)], [], [])
+    # 3 sent, 1 stored; the 7.0 differs from the kept 5.0
+    assert (r.inserted, r.duplicates) == (1, 2)
+    assert r.conflicts == (Conflict(it, T0, 5.0, 7.0),)
+    assert db.sql("SELECT value FROM readings") == [(5.0,)]
+
+
+def test_late_data_for_a_day_without_partition_is_stored(db: Db) -> None:
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    old = utc(2024, 1, 15, 8, 0)  # far outside the partitions the migration made
+    much_older = utc(2021, 6, 1, 0, 0)
+    with db.connect("nxem_ingest") as conn:
+        r = write_batch(conn, [(it, old, 1.0), (it, much_older, 0.5), (it, T0, 2.0)], [], [])
+    assert r.inserted == 3
+    assert db.sql("SELECT count(*) FROM readings")[0][0] == 3
+    if not db.timescale:
+        # distinct days only: a 5-year span does not create 1 800 partitions
+        parts = {n for (n,) in db.sql("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                      "WHERE i.inhparent = 'readings'::regclass")}
+        assert {"readings_20240115", "readings_20210601", "readings_20260301"} <= parts
+        assert "readings_20230101" not in parts
+
+
+def test_a_failed_transaction_does_not_leave_the_connection_believing_in_its_partitions(db: Db) -> None:
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    old = utc(2023, 5, 5, 0, 0)
+    with db.connect("nxem_ingest") as conn:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with conn.transaction():
+                write_batch(conn, [(it, old, 1.0)], [], [])
+                conn.execute("SELECT 1/0")
+        r = write_batch(conn, [(it, old, 1.0)], [], [])  # the partition was rolled back
+    assert r.inserted == 1
+
+
+def _alert(kind: str, at_min: int, value: float = 1.3, site: int = 1) -> AlertEvent:
+    return AlertEvent(alert_key=alert_key("site", site, "pue_above_limit"), source_kind="site", source_id=site,
+                      enterprise_id=DC_ENT, rule="pue_above_limit", kind=kind,  # type: ignore[arg-type]
+                      severity="major", at=T0 + timedelta(minutes=at_min), value=value, threshold=1.2,
+                      details={"window_hours": 720, "standard": "宁夏 PUE ≤ 1.2"})
+
+
+def test_alert_lifecycle_is_one_active_row_and_replays_add_nothing(db: Db) -> None:
+    load_demo(db)
+    events = [_alert("opened", 0, 1.30), _alert("updated", 15, 1.35), _alert("cleared", 30, 1.15)]
+    with db.connect("nxem_ingest") as conn:
+        assert write_batch(conn, [], events[:2], []).alert_transitions == 2
+        active = db.sql("SELECT value, started_at, updated_at FROM alerts WHERE cleared_at IS NULL")
+        assert active == [(1.35, T0, T0 + timedelta(minutes=15))]
+        assert write_batch(conn, [], events, []).alert_transitions == 1  # the two replayed add nothing
+        assert write_batch(conn, [], events, []).alert_transitions == 0
+        reopened = _alert("opened", 60, 1.4)
+        write_batch(conn, [], [reopened], [])
+    rows = db.sql("SELECT started_at, cleared_at, value FROM alerts ORDER BY started_at")
+    assert rows == [(T0, T0 + timedelta(minutes=30), 1.35), (T0 + timedelta(minutes=60), None, 1.4)]
+    assert db.sql("SELECT count(*) FROM alert_transitions")[0][0] == 4
+
+
+def test_a_late_update_does_not_overwrite_a_newer_one(db: Db) -> None:
+    load_demo(db)
+    with db.connect("nxem_ingest") as conn:
+        write_batch(conn, [], [_alert("opened", 0, 1.3), _alert("updated", 30, 1.5)], [])
+        write_batch(conn, [], [_alert("updated", 15, 1.4)], [])
+    assert db.sql("SELECT value FROM alerts") == [(1.5,)]
+
+
+def test_dead_letters_are_stored_once(db: Db) -> None:
+    load_demo(db)
+    dead = [DeadLetter(stage="collector", reason_code="unknown_meter", reason="meter 'x' is not registered",
+                       received_at=T0, source="nxem/v1/x/gw/readings", original=b'{"a": 1}',
+                       enterprise_id=DC_ENT, gateway_id="gw-zw-a"),
+            DeadLetter(stage="collector", reason_code="malformed_json", reason="bad", received_at=T0,
+                       source="nxem/v1/x/gw/readings", original=b"{oops")]
+    with db.connect("nxem_ingest") as conn:
+        assert write_batch(conn, [], [], dead).dead_letters == 2
+        assert write_batch(conn, [], [], dead).dead_letters == 0
+    assert db.sql("SELECT reason_code, original FROM dead_letters ORDER BY reason_code") == [
+        ("malformed_json", b"{oops"), ("unknown_meter", b'{"a": 1}')]
+
+
+def test_everything_of_a_poll_is_one_transaction(db: Db) -> None:
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    with db.connect("nxem_ingest") as conn:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            bad = AlertEvent(alert_key="site:1:x", source_kind="site", source_id=1, enterprise_id=DC_ENT,
+                             rule="x", kind="opened", severity="bogus", at=T0)  # type: ignore[arg-type]
+            write_batch(conn, [(it, T0, 1.0)], [bad], [])
+    assert db.sql("SELECT count(*) FROM readings")[0][0] == 0

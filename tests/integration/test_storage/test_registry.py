@@ -1,0 +1,103 @@
+"""Registry upsert, routing and the read API of collector and worker, on a real database."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from storage.registry import (
+    GatewayRoute,
+    MeterRoute,
+    RegistryError,
+    load_meters,
+    load_registry_file,
+    load_routing,
+    load_sites,
+    upsert_registry,
+)
+from storage.registry_format import parse_registry
+from tests.integration.test_storage.conftest import DC_ENT, PLANT_ENT, Db, demo_document, load_demo
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_upsert_twice_keeps_ids_and_changes_nothing(db: Db) -> None:
+    first = load_demo(db)
+    assert (first.enterprises, first.sites, first.gateways, first.meters) == (3, 3, 3, 8)
+    before = db.sql("SELECT id, gateway_id, code, updated_at FROM meters ORDER BY id")
+    load_demo(db)
+    after = db.sql("SELECT id, gateway_id, code, updated_at FROM meters ORDER BY id")
+    assert [r[:3] for r in after] == [r[:3] for r in before]
+
+
+def test_an_edited_file_updates_rows_in_place(db: Db) -> None:
+    load_demo(db)
+    ids = db.sql("SELECT id FROM sites WHERE code = 'zw-dc-01'")
+    doc = copy.deepcopy(demo_document())
+    site = doc["enterprises"][0]["sites"][0]
+    site["pue_limit"] = 1.25
+    site["gateways"][0]["meters"][0]["multiplier"] = 10
+    with db.connect() as conn:
+        upsert_registry(conn, parse_registry(doc))
+    assert db.sql("SELECT id, pue_limit FROM sites WHERE code = 'zw-dc-01'") == [(ids[0][0], 1.25)]
+    assert db.sql("SELECT multiplier FROM meters WHERE gateway_id = 'gw-zw-a' AND code = 'it-main'") == [(10.0,)]
+
+
+def test_routing_as_the_ingest_role(db: Db) -> None:
+    load_demo(db)
+    site_id = db.sql("SELECT id FROM sites WHERE code = 'zw-dc-01'")[0][0]
+    meter_id = db.sql("SELECT id FROM meters WHERE gateway_id = 'gw-zw-a' AND code = 'it-main'")[0][0]
+    with db.connect("nxem_ingest") as conn:
+        r = load_routing(conn)
+    assert r.gateways["gw-zw-a"] == GatewayRoute("gw-zw-a", DC_ENT, site_id)
+    assert r.meters[("gw-zw-a", "it-main")] == MeterRoute(meter_id, site_id, DC_ENT, "kWh", "register", "it_load")
+    assert len(r.gateways) == 3 and len(r.meters) == 8
+
+
+def test_sites_and_meters_carry_every_column(db: Db) -> None:
+    load_demo(db)
+    with db.connect("nxem_ingest") as conn:
+        sites = {s.code: s for s in load_sites(conn).values()}
+        meters = {(m.gateway_id, m.code): m for m in load_meters(conn).values()}
+    dc, plant = sites["zw-dc-01"], sites["nd-cc-01"]
+    assert (dc.enterprise_id, dc.kind, dc.pue_limit, dc.pue_window_hours, dc.new_build) == (
+        DC_ENT, "data_centre", 1.2, 720, False)  # defaults
+    assert (dc.city, dc.industry) == ("中卫", "data_centre")
+    assert plant.enterprise_id == PLANT_ENT and [p.product for p in plant.products] == ["calcium_carbide"]
+    coke = meters[("gw-nd-a", "coke")]
+    assert (coke.unit, coke.kind, coke.role, coke.kgce_per_unit) == ("t", "interval", "consumed", 971.4)
+    out = meters[("gw-nd-a", "output")]
+    assert (out.product, out.coefficient, out.kgce_per_unit) == ("calcium_carbide", None, None)
+    assert meters[("gw-zw-a", "it-main")].rollover == 1_000_000
+
+
+def test_an_unknown_coefficient_is_refused_with_its_path(db: Db) -> None:
+    doc = demo_document()
+    doc["enterprises"][0]["sites"][0]["gateways"][0]["meters"][1]["coefficient"] = "unicorn_dust"
+    with db.connect() as conn, pytest.raises(RegistryError) as exc:
+        upsert_registry(conn, parse_registry(doc))
+    assert exc.value.path == "enterprises[0].sites[0].gateways[0].meters[1].coefficient"
+    assert db.sql("SELECT count(*) FROM enterprises")[0][0] == 0  # nothing half-loaded
+
+
+@pytest.mark.parametrize("name", ["examples/registry/demo.yaml", "examples/scenarios/demo-fleet.yaml"])
+def test_example_files_load(db: Db, name: str) -> None:
+    path = REPO / name
+    if not path.exists():
+        pytest.fail(f"{name} is missing")
+    reg = load_registry_file(path)
+    with db.connect() as conn:
+        upsert_registry(conn, reg)
+        upsert_registry(conn, reg)
+    n_meters = sum(len(g.meters) for e in reg.enterprises for s in e.sites for g in s.gateways)
+    assert db.sql("SELECT count(*) FROM meters")[0][0] == n_meters
+
+
+def test_ingest_role_cannot_edit_the_registry(db: Db) -> None:
+    load_demo(db)
+    with db.connect("nxem_ingest") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("UPDATE sites SET pue_limit = 9")
