@@ -27,10 +27,11 @@ console = Console()
 def _spawn(name: str, module: str, log_dir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = log_dir / f"demo-{name}.log"
     console.print(f"  starting {name:<10} log: {log}")
-    return subprocess.Popen(
-        [sys.executable, "-m", module], cwd=REPO_ROOT, env=env,
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", module], cwd=REPO_ROOT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
 
 
 def run_demo(scenario_path: Path, duration_s: float = 0) -> None:

@@ -101,10 +101,10 @@ class Pipeline:
         env[f"NXEM_{key}_METRICS_PORT"] = str(port)
         env.setdefault(f"NXEM_{key}_ID", f"{name}-{self.suffix}")
         log = self.log_dir / f"{name}-{self.suffix}.log"
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=REPO, env=env,
-            stdout=log.open("ab"), stderr=subprocess.STDOUT,
-        )
+        with log.open("ab") as out:  # the child keeps its own descriptor
+            popen = subprocess.Popen(
+                [sys.executable, "-m", module], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
         proc = Proc(name, popen, port, log)
         self.procs.append(proc)
 
