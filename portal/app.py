@@ -67,7 +67,7 @@ def create_app(settings: PortalSettings, dsn: str | None = None,
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
+    app.include_router(sse.router)  # before api: /alerts/stream must not match /alerts/{alert_id}
     app.include_router(api.router)
-    app.include_router(sse.router)
     app.include_router(pages.router)
     return app

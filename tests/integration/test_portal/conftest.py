@@ -29,8 +29,7 @@ def services() -> Iterator[ServiceSettings]:
 def world(services: ServiceSettings) -> Iterator[World]:
     dbname, dsn = create_database(services)
     try:
-        w = populate(dsn, datetime.now(timezone.utc).astimezone(LOCAL).date())
-        yield World(dbname, *[getattr(w, f) for f in list(World.__dataclass_fields__)[1:]])
+        yield populate(dbname, dsn, datetime.now(timezone.utc).astimezone(LOCAL).date())
     finally:
         drop_database(services, dbname)
 

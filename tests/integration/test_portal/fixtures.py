@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -69,7 +70,7 @@ def drop_database(settings: ServiceSettings, dbname: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
-def _site(conn: psycopg.Connection[object], ent: str, name: str, city: str, industry: str, kind: str,
+def _site(conn: psycopg.Connection[Any], ent: str, name: str, city: str, industry: str, kind: str,
           meters: list[tuple[str, str, str, str, str | None, str | None]]) -> tuple[int, list[int]]:
     conn.execute("INSERT INTO enterprises (id, name, city, industry) VALUES (%s, %s, %s, %s)",
                  (ent, name, city, industry))
@@ -100,7 +101,7 @@ def _alert(ent: str, site_id: int, rule: str, severity: str, at: datetime, value
                       details={**details, "started_at": at.isoformat()})
 
 
-def populate(dsn: str, today: date) -> World:
+def populate(dbname: str, dsn: str, today: date) -> World:
     last = today - timedelta(days=1)
     first = last - timedelta(days=DAYS - 1)
     t0 = datetime.combine(first, time(), LOCAL).astimezone(timezone.utc)
@@ -132,7 +133,7 @@ def populate(dsn: str, today: date) -> World:
         for username, role, ent in (("insp", "inspector", None), ("oper", "operator", None),
                                     ("ent-a", "enterprise", ENT_A), ("ent-b", "enterprise", ENT_B)):
             create_user(conn, username, PASSWORD, role, ent)
-    return World(dsn.split("dbname=")[-1].split()[0] if "dbname=" in dsn else "", dsn, ENT_A, ENT_B, site_a, site_b,
+    return World(dbname, dsn, ENT_A, ENT_B, site_a, site_b,
                  (it, fac), (el, out), ids[ENT_A], ids[ENT_B], first, last)
 
 
