@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from nxem.errors import BackendUnavailable
 from portal.users import User
+from storage.rls import tenant_transaction
 
 log = logging.getLogger(__name__)
 
@@ -66,29 +67,5 @@ class Database:
     def tenant(self, user: User) -> Iterator[psycopg.Connection[Any]]:
         """A transaction bound to what ``user`` may see (RLS does the filtering)."""
         enterprise_id, inspector = tenant_of(user)
-        with self._conn() as conn, _tenant_transaction(conn, enterprise_id, inspector):
+        with self._conn() as conn, tenant_transaction(conn, enterprise_id, inspector):
             yield conn
-
-
-@contextmanager
-def _bind(conn: psycopg.Connection[Any], enterprise_id: str | None, inspector: bool) -> Iterator[None]:
-    # Interim binding until storage publishes tenant_transaction: the same transaction-local
-    # settings its policies read (nxem_visible() in storage/migrations/0001_roles.sql).
-    with conn.transaction():
-        conn.execute("SELECT set_config('app.enterprise_id', %s, true), set_config('app.role', %s, true)",
-                     (enterprise_id or "", "inspector" if inspector else "enterprise"))
-        yield
-
-
-def _find_tenant_transaction() -> Any:
-    for module in ("storage.tenant", "storage.rls", "storage.queries"):
-        try:
-            found = getattr(__import__(module, fromlist=["tenant_transaction"]), "tenant_transaction", None)
-        except ImportError:
-            continue
-        if found is not None:
-            return found
-    return _bind
-
-
-_tenant_transaction = _find_tenant_transaction()
