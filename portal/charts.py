@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from html import escape
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
@@ -38,16 +38,18 @@ class Chart:
     title: str
     unit: str
     width: int = 720
-    height: int = 260
-    margin: tuple[int, int, int, int] = field(default=(28, 16, 36, 64))  # top, right, bottom, left
+    height: int = 270
+    margin: tuple[int, int, int, int] = field(default=(44, 16, 36, 64))  # top, right, bottom, left
+    tz: tzinfo | None = None  # time zone of the axis labels (default: that of the data)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """Round tick values covering [lo, hi] (1-2-5 steps)."""
     if not math.isfinite(lo) or not math.isfinite(hi):
         return [0.0]
-    if hi <= lo:
-        hi = lo + (abs(lo) or 1.0)
+    if hi <= lo:  # a flat series: a band of ±10 % around it
+        pad = abs(lo) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / max(1, n)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
@@ -88,11 +90,16 @@ def line_chart(chart: Chart, series: Sequence[Series], hlines: Sequence[HLine] =
         return _empty(chart, "no data in this period")
     t0 = min(t for t, _ in pts).timestamp()
     t1 = max(t for t, _ in pts).timestamp()
+    slot = 0.0
+    if bars:  # half a slot of room either side so the first and last bars stay inside
+        n_bars = len({t for t, v in series[0].points if v is not None})
+        slot = (t1 - t0) / (n_bars - 1) if n_bars > 1 else 86400.0
+        t0, t1 = t0 - slot / 2, t1 + slot / 2
     if t1 <= t0:
-        t1 = t0 + 1
+        t0, t1 = t0 - 1800, t1 + 1800
     values = [v for _, v in pts] + [h.value for h in hlines]
     lo, hi = min(values), max(values)
-    if bars or lo > 0 and lo < 0.25 * hi:
+    if bars or 0 < lo < 0.25 * hi:
         lo = min(0.0, lo)
     ticks = nice_ticks(lo, hi)
     lo, hi = ticks[0], ticks[-1]
@@ -108,14 +115,14 @@ def line_chart(chart: Chart, series: Sequence[Series], hlines: Sequence[HLine] =
     out = [f'<svg class="chart" role="img" viewBox="0 0 {chart.width} {chart.height}" width="100%" '
            f'aria-label="{escape(chart.title)}">',
            f'<text x="{left}" y="16" class="chart-title">{escape(chart.title)}</text>',
-           f'<text x="4" y="{top - 6}" class="chart-unit">{escape(chart.unit)}</text>']
+           f'<text x="4" y="{top - 8}" class="chart-unit">{escape(chart.unit)}</text>']
     for tv in ticks:
         out.append(f'<line x1="{left}" x2="{left + w}" y1="{y(tv):.1f}" y2="{y(tv):.1f}" class="grid"/>'
                    f'<text x="{left - 6}" y="{y(tv) + 4:.1f}" text-anchor="end" class="tick">{_fmt(tv)}</text>')
     span_days = (t1 - t0) / 86400
     for i in range(5):
         ts = t0 + (t1 - t0) * i / 4
-        when = datetime.fromtimestamp(ts, tz=pts[0][0].tzinfo)
+        when = datetime.fromtimestamp(ts, tz=chart.tz or pts[0][0].tzinfo)
         label = when.strftime("%m-%d %H:%M") if span_days < 3 else when.strftime("%Y-%m-%d")
         out.append(f'<text x="{x(ts):.1f}" y="{top + h + 18}" text-anchor="middle" class="tick">{label}</text>')
     legend_x = left + 8
@@ -123,8 +130,7 @@ def line_chart(chart: Chart, series: Sequence[Series], hlines: Sequence[HLine] =
         color = s.color or PALETTE[i % len(PALETTE)]
         good = [(t.timestamp(), v) for t, v in s.points if v is not None and math.isfinite(v)]
         if bars and i == 0:
-            n = max(1, len(good))
-            bw = max(1.0, w / n * 0.7)
+            bw = max(1.0, slot / (t1 - t0) * w * 0.7)
             for ts, v in good:
                 yy = y(max(v, lo))
                 out.append(f'<rect x="{x(ts) - bw / 2:.1f}" y="{min(yy, y(lo)):.1f}" width="{bw:.1f}" '
@@ -134,8 +140,8 @@ def line_chart(chart: Chart, series: Sequence[Series], hlines: Sequence[HLine] =
             out.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="1.6"/>')
             if len(good) == 1:
                 out.append(f'<circle cx="{x(good[0][0]):.1f}" cy="{y(good[0][1]):.1f}" r="3" fill="{color}"/>')
-        out.append(f'<rect x="{legend_x}" y="{top + 4}" width="10" height="10" fill="{color}"/>'
-                   f'<text x="{legend_x + 14}" y="{top + 13}" class="legend">{escape(s.label)}</text>')
+        out.append(f'<rect x="{legend_x}" y="{top - 20}" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{legend_x + 14}" y="{top - 11}" class="legend">{escape(s.label)}</text>')
         legend_x += 24 + 7 * len(s.label)
     for hl in hlines:
         out.append(f'<line x1="{left}" x2="{left + w}" y1="{y(hl.value):.1f}" y2="{y(hl.value):.1f}" '

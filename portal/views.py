@@ -97,7 +97,7 @@ def _day_dt(d: date) -> datetime:
 def readings_chart(meter: Mapping[str, Any] | None, points: Sequence[Mapping[str, Any]], bucket_s: int) -> str:
     title = f"Readings {meter['code']}" if meter else "Readings"
     unit = str(meter["unit"]) if meter else ""
-    chart = charts.Chart(f"{title} (downsampled, {bucket_s // 60} min buckets)", unit)
+    chart = charts.Chart(f"{title} (downsampled, {bucket_s // 60} min buckets)", unit, tz=LOCAL)
     series = [charts.Series("avg", [(p["ts"], p["avg"]) for p in points]),
               charts.Series("max", [(p["ts"], p["max"]) for p in points], "#9fb8d9")]
     return charts.line_chart(chart, series)
@@ -126,6 +126,6 @@ def unit_product_chart(product: str, points: Sequence[Mapping[str, Any]], levels
 
 
 def alert_chart(alert: Mapping[str, Any], points: Sequence[tuple[datetime, float | None]], label: str) -> str:
-    chart = charts.Chart(f"Series that triggered: {label}", str(alert.get("details", {}).get("unit", "")))
+    chart = charts.Chart(f"Series that triggered: {label}", str(alert.get("details", {}).get("unit", "")), tz=LOCAL)
     hl = [charts.HLine(float(alert["threshold"]), "threshold")] if alert.get("threshold") is not None else []
     return charts.line_chart(chart, [charts.Series(label, points)], hl)

@@ -14,7 +14,8 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 @pytest.mark.parametrize(("lo", "hi", "expected"), [
     (0.0, 10.0, [0, 2, 4, 6, 8, 10]),
     (1.1, 1.5, [1.1, 1.2, 1.3, 1.4, 1.5]),
-    (0.0, 0.0, [0, 0.2, 0.4, 0.6, 0.8, 1.0]),   # flat zero series still gets an axis
+    (0.0, 0.0, [-1.0, -0.5, 0.0, 0.5, 1.0]),   # flat zero series still gets an axis
+    (650.0, 650.0, [550, 600, 650, 700, 750]),  # flat: ±10 %
     (800.0, 950.0, [800, 850, 900, 950]),
 ])
 def test_nice_ticks(lo: float, hi: float, expected: list[float]) -> None:

@@ -1,0 +1,94 @@
+"""Browser tests: the portal served by uvicorn on a loopback port (in a thread) against a fresh
+migrated database, driven by Playwright in Debian's headless Chromium (/usr/bin/chromium)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from nxem.services import ServiceSettings, ensure_up
+from portal.app import create_app
+from portal.settings import PortalSettings
+from portal.views import LOCAL
+from storage.roles import dsn_for
+from tests.integration.test_portal.fixtures import World, create_database, drop_database, populate, secret_file
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, PortalSettings]]:
+    services = ServiceSettings()
+    ensure_up(services)
+    dbname, dsn = create_database(services)
+    try:
+        w = populate(dbname, dsn, datetime.now(timezone.utc).astimezone(LOCAL).date())
+        settings = PortalSettings(data_dir=services.data_dir, pg_host=services.pg_host, pg_port=services.pg_port,
+                                  pg_db=dbname, portal_secret_file=secret_file(tmp_path_factory.mktemp("b")),
+                                  portal_sse_poll_s=0.3)
+        yield w, settings
+    finally:
+        drop_database(services, dbname)
+
+
+@pytest.fixture(scope="session")
+def base_url(world: tuple[World, PortalSettings]) -> Iterator[str]:
+    _, settings = world
+    port = _free_port()
+    app = create_app(settings, dsn_for("nxem_portal", settings))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, name="portal-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise AssertionError("the portal did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="zh-CN")
+    p = context.new_page()
+    p.set_default_timeout(15_000)
+    yield p
+    context.close()
+
+
+def sign_in(page: Page, base_url: str, username: str, password: str) -> None:
+    page.goto(f"{base_url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
