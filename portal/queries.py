@@ -308,7 +308,9 @@ def acknowledge(conn: psycopg.Connection[Any], alert: dict[str, Any], username: 
         from fastapi import HTTPException
 
         raise HTTPException(409, f"alert {alert['id']} is already acknowledged")
-    details = {**alert["details"], "acknowledged_by": username, "note": note, "alert_id": alert["id"]}
+    # "acknowledged_by" as alerts.lifecycle writes it, "by" as storage.ingest reads it
+    details = {**alert["details"], "acknowledged_by": username, "by": username, "note": note,
+               "alert_id": alert["id"]}
     row = _one(conn, "INSERT INTO alert_transitions (alert_key, kind, at, enterprise_id, source_kind, source_id,"
                      " rule, severity, value, threshold, details) VALUES (%s, 'acknowledged', %s, %s, %s, %s, %s,"
                      " %s, %s, %s, %s) RETURNING id, kind, at, severity, value, threshold",
