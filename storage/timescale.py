@@ -101,3 +101,9 @@ def refresh_rollups(conn: psycopg.Connection[Any], start: datetime | None, end: 
         _run(conn, f"refresh_continuous_aggregate({cagg})",
              "CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)",
              (cagg, start, end))
+
+
+def bucket_sql(width_param: str, column: str, origin_sql: str) -> str:
+    """``time_bucket`` over ``column`` with an explicit origin (same buckets as the native
+    path's ``date_bin`` with that origin). ``width_param`` is a placeholder such as ``%(w)s``."""
+    return f"time_bucket({width_param}::interval, {column}, origin => {origin_sql})"

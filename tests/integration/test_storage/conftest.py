@@ -63,11 +63,23 @@ def drop_db(settings: ServiceSettings, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture()
-def db(services: ServiceSettings) -> Iterator[Db]:
+@pytest.fixture(scope="session")
+def migrated_template(services: ServiceSettings) -> Iterator[str]:
+    """One migrated database per session, copied for each test (CREATE DATABASE … TEMPLATE)."""
     name = create_db(services)
     try:
         migrate(admin_dsn(services, dbname=name), secrets_dir=services.resolved_data_dir() / "secrets")
+        yield name
+    finally:
+        drop_db(services, name)
+
+
+@pytest.fixture()
+def db(services: ServiceSettings, migrated_template: str) -> Iterator[Db]:
+    name = f"nxem_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn(services), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    try:
         yield Db(services, name)
     finally:
         drop_db(services, name)

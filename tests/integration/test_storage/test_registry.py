@@ -8,6 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from nxem.services import ServiceSettings, admin_dsn
+from storage import roles
+from storage.errors import StorageError
+from storage.migrate import migrate
+from storage.roles import LOGIN_ROLES
 from storage.registry import (
     GatewayRoute,
     MeterRoute,
@@ -19,7 +24,15 @@ from storage.registry import (
     upsert_registry,
 )
 from storage.registry_format import parse_registry
-from tests.integration.test_storage.conftest import DC_ENT, PLANT_ENT, Db, demo_document, load_demo
+from tests.integration.test_storage.conftest import (
+    DC_ENT,
+    PLANT_ENT,
+    Db,
+    create_db,
+    demo_document,
+    drop_db,
+    load_demo,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -101,3 +114,45 @@ def test_ingest_role_cannot_edit_the_registry(db: Db) -> None:
     load_demo(db)
     with db.connect("nxem_ingest") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("UPDATE sites SET pue_limit = 9")
+
+
+def test_migrate_on_a_fresh_database_twice(services: ServiceSettings) -> None:
+    name = create_db(services)
+    try:
+        dsn = admin_dsn(services, dbname=name)
+        secrets = services.resolved_data_dir() / "secrets"
+        first = migrate(dsn, secrets_dir=secrets)
+        assert first[:6] == ["0001_roles.sql", "0002_registry.sql", "0003_readings.sql", "0004_rollups.sql",
+                             "0005_alerts.sql", "0006_tenant_views.sql"]
+        assert migrate(dsn, secrets_dir=secrets) == []
+        for role in LOGIN_ROLES:
+            assert (secrets / f"{role}.password").stat().st_mode & 0o777 == 0o600
+        with psycopg.connect(dsn) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                " AND relname IN ('readings', 'meters', 'alerts', 'v_readings', 'rollup_15m')").fetchall()
+            forced = conn.execute("SELECT bool_and(relforcerowsecurity) FROM pg_class WHERE relname IN "
+                                  "('enterprises', 'sites', 'gateways', 'meters', 'alerts', 'alert_transitions',"
+                                  " 'dead_letters')").fetchone()
+        assert owners == [("nxem_owner",)] and forced == (True,)
+    finally:
+        drop_db(services, name)
+
+
+def test_an_edited_applied_migration_is_refused(services: ServiceSettings) -> None:
+    name = create_db(services)
+    try:
+        dsn = admin_dsn(services, dbname=name)
+        migrate(dsn, secrets_dir=services.resolved_data_dir() / "secrets")
+        with psycopg.connect(dsn) as conn:
+            conn.execute("UPDATE schema_migrations SET sha256 = 'x' WHERE version = '0002'")
+        with pytest.raises(StorageError, match="0002_registry.sql changed after it was applied"):
+            migrate(dsn, secrets_dir=services.resolved_data_dir() / "secrets")
+    finally:
+        drop_db(services, name)
+
+
+def test_role_dsns_are_masked_for_logs(services: ServiceSettings) -> None:
+    masked = roles.masked_dsn("nxem_portal", services)
+    assert "***" in masked and roles.read_password("nxem_portal", services.resolved_data_dir() / "secrets") not in masked
+    assert "***" in roles.mask(admin_dsn(services))
