@@ -16,7 +16,7 @@ Readings (shared/notes/stack-facts.md has the measurements behind this):
   applies to two different values for one key inside a batch. A correction is an operator
   action (delete the row, then replay), never a silent overwrite.
 * native path only: the day partitions are created before the COPY (storage/partitions.py)
-  and the rollups updated after it (storage/rollups.py). With TimescaleDB, chunks and
+  and the rows actually inserted are merged into the daily rollup (storage/rollups.py). With TimescaleDB, chunks and
   continuous aggregates do both.
 
 Alert transitions go to ``alert_transitions`` (unique on (alert_key, kind, at), so a replay
@@ -114,35 +114,50 @@ def _dedupe(rows: list[Row]) -> tuple[list[Row], list[Conflict]]:
     return out, conflicts
 
 
+# One statement, one snapshot: ``conf`` sees readings as they were before ``ins``, i.e. the
+# stored value of every refused key. 'i' rows are the inserted readings (the native path
+# merges them into the daily rollup), 'c' rows the conflicts, 'n' the inserted count.
 _STAGED_INSERT = f"""
 WITH ins AS (
   INSERT INTO readings (meter_id, ts, value)
   SELECT meter_id, ts, value FROM {_STAGE}
   ON CONFLICT (meter_id, ts) DO NOTHING
-  RETURNING 1
+  RETURNING meter_id, ts, value
 ), conf AS (
   SELECT s.meter_id, s.ts, r.value AS stored_value, s.value AS refused_value
   FROM {_STAGE} s JOIN readings r ON r.meter_id = s.meter_id AND r.ts = s.ts
   WHERE r.value IS DISTINCT FROM s.value
 )
-SELECT (SELECT count(*) FROM ins), NULL::integer, NULL::timestamptz, NULL::float8, NULL::float8
+SELECT 'c', meter_id, ts, stored_value, refused_value FROM conf
 UNION ALL
-SELECT NULL, meter_id, ts, stored_value, refused_value FROM conf
 """
+_RETURN_INSERTED = "SELECT 'i', meter_id, ts, value, NULL::float8 FROM ins"
+_RETURN_COUNT = "SELECT 'n', NULL::integer, NULL::timestamptz, count(*)::float8, NULL::float8 FROM ins"
 
 
-def _staged(conn: psycopg.Connection[Any], rows: list[Row]) -> tuple[int, list[Conflict]]:
-    """(inserted, conflicts) through the temp table and ON CONFLICT."""
+def _staged(conn: psycopg.Connection[Any], rows: list[Row], want_rows: bool) -> tuple[int, list[Conflict], list[Row]]:
+    """(inserted count, conflicts, inserted rows if ``want_rows``) through the temp table and
+    ON CONFLICT."""
     unique, conflicts = _dedupe(rows)
     with conn.cursor() as cur:
         cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
                     "(meter_id integer, ts timestamptz, value double precision) ON COMMIT DELETE ROWS")
         cur.execute(f"TRUNCATE {_STAGE}")  # a second batch in the same transaction
         _copy(cur, _STAGE, unique)
-        result = cur.execute(_STAGED_INSERT).fetchall()
-    inserted = int(result[0][0])
-    conflicts.extend(Conflict(m, t, s, r) for _, m, t, s, r in result[1:])
-    return inserted, conflicts
+        result = cur.execute(_STAGED_INSERT + (_RETURN_INSERTED if want_rows else _RETURN_COUNT)).fetchall()
+    inserted_rows: list[Row] = []
+    count = 0
+    for tag, m, t, a, b in result:
+        if tag == "c":
+            conflicts.append(Conflict(m, t, a, b))
+        elif tag == "i":
+            inserted_rows.append((m, t, a))
+        else:
+            count = int(a)
+    if want_rows:
+        inserted_rows.sort(key=itemgetter(0, 1))
+        count = len(inserted_rows)
+    return count, conflicts, inserted_rows
 
 
 def _write_readings(conn: psycopg.Connection[Any], batch: Sequence[Row], retry: bool = True) -> WriteResult:
@@ -157,10 +172,10 @@ def _write_readings(conn: psycopg.Connection[Any], batch: Sequence[Row], retry: 
     try:
         with conn.transaction(), conn.cursor() as cur:  # savepoint: a failure leaves the poll's transaction usable
             _copy(cur, "readings", rows)
-        inserted, staged = len(rows), False
+        inserted, staged, new_rows = len(rows), False, rows
         conflicts: list[Conflict] = []
     except pg_errors.UniqueViolation:
-        inserted, conflicts = _staged(conn, rows)
+        inserted, conflicts, new_rows = _staged(conn, rows, want_rows=native)
         staged = True
     except pg_errors.CheckViolation:
         # "no partition of relation readings found for row": a partition this connection
@@ -170,8 +185,8 @@ def _write_readings(conn: psycopg.Connection[Any], batch: Sequence[Row], retry: 
         st.days.clear()
         _ensure_partitions(conn, st, rows, min(ranges[1]), max(ranges[2]), force=True)
         return _write_readings(conn, batch, retry=False)
-    if ranges is not None and inserted:
-        rollups.update(conn, rows)
+    if native:
+        rollups.merge(conn, new_rows)
     conflicts.sort(key=lambda c: (c.meter_id, c.ts))
     return WriteResult(inserted, len(rows) - inserted, tuple(conflicts), staged=staged)
 

@@ -91,15 +91,26 @@ def readings(conn: psycopg.Connection[Any], meter_id: int, start: datetime, end:
              bucket: timedelta | None = None) -> list[ReadingBucket]:
     """Readings of a meter in [start, end): raw (``bucket=None``, one row per reading with
     n = 1) or downsampled with ``time_bucket`` (TimescaleDB) / ``date_bin`` (native) -- the
-    same buckets either way (origin: local midnight)."""
+    same buckets either way (origin: local midnight). Whole-day buckets read the daily
+    rollup, so ``start`` and ``end`` should then be local midnights."""
     if bucket is None:
         rows = conn.execute("SELECT ts, value FROM v_readings WHERE meter_id = %s AND ts >= %s AND ts < %s"
                             " ORDER BY ts", (meter_id, start, end)).fetchall()
         return [ReadingBucket(t, 1, v, v, v, v) for t, v in rows]
     if bucket <= timedelta(0):
         raise ValueError(f"bucket must be positive, got {bucket}")
-    b = (timescale.bucket_sql("%(w)s", "ts", ORIGIN) if _is_timescale(conn)
-         else f"date_bin(%(w)s::interval, ts, {ORIGIN})")
+    whole_days = bucket % timedelta(days=1) == timedelta(0)
+    column = "bucket" if whole_days else "ts"
+    b = (timescale.bucket_sql("%(w)s", column, ORIGIN) if _is_timescale(conn)
+         else f"date_bin(%(w)s::interval, {column}, {ORIGIN})")
+    if whole_days:  # from the daily rollup: 365 rows a year instead of 35 040
+        rows = conn.execute(
+            f"SELECT {b} AS b, sum(n), sum(sum_value) / sum(n), min(min_value), max(max_value),"
+            " (max(ARRAY[extract(epoch FROM last_ts)::float8, last_value]))[2]"
+            " FROM v_rollup_1d WHERE meter_id = %(m)s AND bucket >= %(s)s AND bucket < %(e)s GROUP BY 1 ORDER BY 1",
+            {"w": bucket, "m": meter_id, "s": start, "e": end}).fetchall()
+        return [ReadingBucket(t, int(n), float(a), float(lo), float(hi), float(last))
+                for t, n, a, lo, hi, last in rows]
     rows = conn.execute(
         f"SELECT {b} AS b, count(*), avg(value), min(value), max(value),"
         " (max(ARRAY[extract(epoch FROM ts)::float8, value]))[2]"
@@ -113,19 +124,37 @@ def readings(conn: psycopg.Connection[Any], meter_id: int, start: datetime, end:
 Grain = Literal["15m", "1h", "1d"]
 Period = Literal["day", "month", "year"]
 
-# Energy per meter per rollup bucket, in the meter's unit × multiplier (see the module doc).
-# Parameters: %(meters)s int[], %(start)s, %(end)s. The previous bucket's last value before
-# the range comes from the same view, so a register's first bucket in range is complete.
-_METER_ENERGY = """
+# Energy per meter per bucket, in the meter's unit × multiplier (see the module doc).
+# Parameters: %(meters)s int[], %(start)s, %(end)s. The last value before the range is looked
+# up too, so a register's first bucket in range is complete. Days come from the daily rollup
+# (365 rows a year); 15-minute and hourly buckets from the raw readings of the range, whose
+# primary key (meter_id, ts) makes that as cheap as a rollup with 15-minute meters.
+_FROM_DAILY = """
 WITH b AS (
   SELECT r.meter_id, r.bucket, r.sum_value, r.first_value, r.last_value
-  FROM {view} r WHERE r.meter_id = ANY(%(meters)s) AND r.bucket >= %(start)s AND r.bucket < %(end)s
+  FROM v_rollup_1d r WHERE r.meter_id = ANY(%(meters)s) AND r.bucket >= %(start)s AND r.bucket < %(end)s
 ), prev AS (
   SELECT m.id AS meter_id, p.last_value
   FROM unnest(%(meters)s::integer[]) AS m(id)
-  CROSS JOIN LATERAL (SELECT r.last_value FROM {view} r WHERE r.meter_id = m.id AND r.bucket < %(start)s
+  CROSS JOIN LATERAL (SELECT r.last_value FROM v_rollup_1d r WHERE r.meter_id = m.id AND r.bucket < %(start)s
                       ORDER BY r.bucket DESC LIMIT 1) p
-), steps AS (
+),"""
+
+_FROM_RAW = """
+WITH b AS (
+  SELECT r.meter_id, {bucket} AS bucket, sum(r.value) AS sum_value,
+         (min(ARRAY[extract(epoch FROM r.ts)::float8, r.value]))[2] AS first_value,
+         (max(ARRAY[extract(epoch FROM r.ts)::float8, r.value]))[2] AS last_value
+  FROM v_readings r WHERE r.meter_id = ANY(%(meters)s) AND r.ts >= %(start)s AND r.ts < %(end)s
+  GROUP BY 1, 2
+), prev AS (
+  SELECT m.id AS meter_id, p.last_value
+  FROM unnest(%(meters)s::integer[]) AS m(id)
+  CROSS JOIN LATERAL (SELECT r.value AS last_value FROM v_readings r WHERE r.meter_id = m.id AND r.ts < %(start)s
+                      ORDER BY r.ts DESC LIMIT 1) p
+),"""
+
+_STEPS = """ steps AS (
   SELECT b.meter_id, b.bucket, b.sum_value,
          b.last_value - coalesce(lag(b.last_value) OVER (PARTITION BY b.meter_id ORDER BY b.bucket),
                                  prev.last_value, b.first_value) AS step
@@ -139,7 +168,15 @@ SELECT s.meter_id, s.bucket,
 FROM steps s JOIN meters mt ON mt.id = s.meter_id
 """
 
-_VIEW: Final[dict[str, str]] = {"15m": "v_rollup_15m", "1d": "v_rollup_1d"}
+
+def _energy_sql(conn: psycopg.Connection[Any], grain: Grain) -> str:
+    """The energy-per-meter-per-bucket query for a grain (see _FROM_DAILY / _FROM_RAW)."""
+    if grain == "1d":
+        return _FROM_DAILY + _STEPS
+    width = "'15 minutes'" if grain == "15m" else "'1 hour'"
+    bucket = (timescale.bucket_sql(width, "r.ts", ORIGIN) if _is_timescale(conn)
+              else f"date_bin({width}::interval, r.ts, {ORIGIN})")
+    return _FROM_RAW.format(bucket=bucket) + _STEPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +190,7 @@ def meter_energy(conn: psycopg.Connection[Any], meter_ids: list[int], start: dat
                  grain: Grain = "15m") -> list[MeterEnergy]:
     """Energy per meter per bucket in [start, end): ``15m``, ``1h`` (from 15-minute rows) or
     ``1d`` (Asia/Shanghai days; give local midnights as start and end)."""
-    rows = conn.execute(f"SELECT meter_id, bucket, energy FROM ({_grain_query(grain)}) q ORDER BY 1, 2",
+    rows = conn.execute(f"SELECT meter_id, bucket, energy FROM ({_energy_sql(conn, grain)}) q ORDER BY 1, 2",
                         {"meters": meter_ids, "start": start, "end": end}).fetchall()
     return [MeterEnergy(int(m), t, float(e)) for m, t, e in rows]
 
@@ -181,7 +218,7 @@ def site_energy_tce(conn: psycopg.Connection[Any], site_id: int, start: date, en
     rows = conn.execute(
         f"SELECT date_trunc('{unit}', (e.bucket AT TIME ZONE '{LOCAL_TZ}'))::date AS p,"
         f" sum(e.energy * c.kgce_per_unit * {_SIGN}) / 1000.0"
-        f" FROM ({_METER_ENERGY.format(view='v_rollup_1d')}) e"
+        " FROM (" + _FROM_DAILY + _STEPS + ") e"
         " JOIN meters mt ON mt.id = e.meter_id JOIN coefficients c ON c.id = mt.coefficient"
         " GROUP BY 1 ORDER BY 1",
         {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end)}).fetchall()
@@ -209,7 +246,7 @@ def pue_series(conn: psycopg.Connection[Any], site_id: int, start: datetime, end
     rows = conn.execute(
         "SELECT e.bucket, sum(e.energy) FILTER (WHERE mt.role = 'total_facility'),"
         " sum(e.energy) FILTER (WHERE mt.role = 'it_load')"
-        f" FROM ({_grain_query(grain)}) e JOIN meters mt ON mt.id = e.meter_id"
+        f" FROM ({_energy_sql(conn, grain)}) e JOIN meters mt ON mt.id = e.meter_id"
         " WHERE mt.role IN ('total_facility', 'it_load') GROUP BY 1 ORDER BY 1",
         {"meters": meters, "start": start, "end": end}).fetchall()
     out = []
@@ -217,14 +254,6 @@ def pue_series(conn: psycopg.Connection[Any], site_id: int, start: datetime, end
         f, i = float(fac or 0.0), float(it or 0.0)
         out.append(PuePoint(b, f, i, f / i if i > 0 else None))
     return out
-
-
-def _grain_query(grain: Grain) -> str:
-    q = _METER_ENERGY.format(view=_VIEW["1d" if grain == "1d" else "15m"])
-    if grain == "1h":
-        return (f"SELECT meter_id, date_bin(INTERVAL '1 hour', bucket, {ORIGIN}) AS bucket, sum(energy) AS energy"
-                f" FROM ({q}) h GROUP BY 1, 2")
-    return q
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,14 +274,14 @@ def unit_product_series(conn: psycopg.Connection[Any], site_id: int, start: date
     rows = conn.execute(
         f"SELECT date_trunc('{period}', (e.bucket AT TIME ZONE '{LOCAL_TZ}'))::date AS p,"
         f" sum(e.energy * coalesce(c.kgce_per_unit, 0) * {_SIGN})"
-        f" FROM ({_METER_ENERGY.format(view='v_rollup_1d')}) e"
+        " FROM (" + _FROM_DAILY + _STEPS + ") e"
         " JOIN meters mt ON mt.id = e.meter_id LEFT JOIN coefficients c ON c.id = mt.coefficient"
         " GROUP BY 1 ORDER BY 1",
         {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end)}).fetchall()
     energy = {p: float(kg) for p, kg in rows}
     outs = conn.execute(
         f"SELECT date_trunc('{period}', (e.bucket AT TIME ZONE '{LOCAL_TZ}'))::date AS p, mt.product, sum(e.energy)"
-        f" FROM ({_METER_ENERGY.format(view='v_rollup_1d')}) e JOIN meters mt ON mt.id = e.meter_id"
+        " FROM (" + _FROM_DAILY + _STEPS + ") e JOIN meters mt ON mt.id = e.meter_id"
         " WHERE mt.role = 'product_output' GROUP BY 1, 2 ORDER BY 1, 2",
         {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end)}).fetchall()
     result = []

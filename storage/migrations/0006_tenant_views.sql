@@ -11,7 +11,9 @@ CREATE VIEW v_readings WITH (security_barrier) AS
   SELECT r.meter_id, r.ts, r.value FROM readings r WHERE r.meter_id IN (SELECT id FROM meters);
 CREATE VIEW v_rollup_15m WITH (security_barrier) AS
   SELECT r.* FROM rollup_15m r WHERE r.meter_id IN (SELECT id FROM meters);
+CREATE VIEW v_rollup_1h WITH (security_barrier) AS
+  SELECT r.* FROM rollup_1h r WHERE r.meter_id IN (SELECT id FROM meters);
 CREATE VIEW v_rollup_1d WITH (security_barrier) AS
   SELECT r.* FROM rollup_1d r WHERE r.meter_id IN (SELECT id FROM meters);
 
-GRANT SELECT ON v_readings, v_rollup_15m, v_rollup_1d TO nxem_ingest, nxem_portal, nxem_inspector;
+GRANT SELECT ON v_readings, v_rollup_15m, v_rollup_1h, v_rollup_1d TO nxem_ingest, nxem_portal, nxem_inspector;

@@ -57,7 +57,3 @@ CREATE INDEX rollup_15m_meter_bucket ON rollup_15m (meter_id, bucket);
 CREATE INDEX rollup_1h_meter_bucket ON rollup_1h (meter_id, bucket);
 CREATE INDEX rollup_1d_meter_bucket ON rollup_1d (meter_id, bucket);
 
--- Same relation names as the native path (the queries read v_rollup_1h either way).
-CREATE VIEW v_rollup_1h WITH (security_barrier) AS
-  SELECT r.* FROM rollup_1h r WHERE r.meter_id IN (SELECT id FROM meters);
-GRANT SELECT ON v_rollup_1h TO nxem_ingest, nxem_portal, nxem_inspector;

@@ -104,7 +104,7 @@ def test_the_inspector_login_reads_all_and_writes_nothing(two_tenants: tuple[Db,
 
 def test_the_portal_cannot_reach_raw_tables_or_partitions(two_tenants: tuple[Db, dict[str, int], dict[str, int]]) -> None:
     db, _, _ = two_tenants
-    targets = ["readings", "rollup_15m", "rollup_1d"]
+    targets = ["readings", "rollup_15m", "rollup_1h", "rollup_1d"]
     if not db.timescale:
         targets.append(db.sql("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                               "WHERE i.inhparent = 'readings'::regclass LIMIT 1")[0][0])
