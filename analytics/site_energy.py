@@ -3,14 +3,39 @@
 Owns meter specs (role, register/interval, multiplier, rollover), the register arithmetic
 (delta, rollover, reset), and the bucketed quantities that every window sum is built from.
 
-Design for throughput (``apply_readings`` runs for every reading):
+Design for throughput (``apply_readings`` runs for every reading, ≤ ~1 µs each):
 * quantities are kept in the meter's own unit × multiplier (kWh, m³, GJ, t, …); conversion to
   kgce happens once per window in ``window_energy``, not per reading;
-* buckets are 15 minutes, grouped per local (Asia/Shanghai) day in three ``array`` rows of 96
-  slots (quantity, covered seconds, reading count), so a reading costs a few dict/array
-  operations and a day costs ~2 KB per meter;
+* buckets are 15 minutes, grouped per local (Asia/Shanghai) day in one ``array`` of 96 slots ×
+  (quantity, covered seconds, reading count), ~2.3 KB per meter and day; the three numbers a
+  reading updates are adjacent in memory (at 100 000 meters, memory traffic is the cost);
+* each meter's state caches what the per-reading path needs: the spec's constants (interned,
+  so thousands of meters share the same float objects) and the bounds and array of the
+  bucket it last wrote to, so a reading inside that bucket (the common case) costs a few
+  attribute and array operations: no index arithmetic, no dict lookup of the day;
+* a timestamp is converted to epoch seconds only when it differs from the previous row's (a
+  poll's readings share a few timestamps); rows may also carry epoch seconds directly;
 * days older than ``fine_retention`` keep only their totals; days older than ``retention``
   are dropped (both relative to the meter's newest reading).
+
+Late and replayed readings (a reading at or before the meter's newest one). The worker may
+replay a Kafka poll after a crash, so a reading already applied must be recognised:
+* interval meters remember their applied timestamps as runs (first timestamp, step; the
+  current run ends at the newest reading), which costs nothing per in-order reading at a
+  regular cadence; the last ``REMEMBERED_RUNS`` earlier runs and up to ``REMEMBERED_LATE``
+  merged late readings are kept too. A reading at a remembered timestamp is a replay and is
+  ignored silently (first value wins). Any other late reading is added to its bucket (and day
+  total) if its day is within retention, as if it had arrived in time: it covers
+  (max(ts − interval_s, previous applied reading), ts] and adds covered seconds only where the
+  reading after it did not already cover them. A reading no newer than a forgotten run cannot
+  be told from a replay: it is flagged ``out_of_order`` and not summed (never double-counted);
+* registers: a late reading between two known readings does not change the energy between
+  them. Known readings are the first, the newest, and both sides of every remembered backwards
+  jump (rollover/reset, the last ``REMEMBERED_RUNS``); between two of them with no jump
+  between, the register is non-decreasing, so a value between theirs is ignored silently and
+  one outside is flagged ``out_of_order``; across a jump, only a value between the two sides
+  of the jump is inconsistent. A reading older than the first one extends the data backwards
+  (the delta to the first reading is summed).
 
 Ownership: ``SiteEnergyState`` is updated in place for speed and returned; the caller must
 use the returned state and not keep using an old reference (treat it as a linear value).
@@ -42,6 +67,17 @@ LOCAL_OFFSET_S: Final = 8 * 3600  # Asia/Shanghai = UTC+8, no DST since 1991
 #: A backwards register jump is a rollover only if the implied consumption is below this share
 #: of the register range; anything else is a reset (flagged, not summed).
 ROLLOVER_PLAUSIBLE_SHARE: Final = 0.1
+#: Earlier runs of regular timestamps (interval meters) and backwards jumps (registers) that a
+#: meter remembers to judge late readings; and late interval readings remembered as merged.
+REMEMBERED_RUNS: Final = 16
+REMEMBERED_LATE: Final = 64
+#: Two float epoch timestamps closer than this are the same instant (datetimes have 1 µs
+#: resolution; a float epoch near 2026 has a resolution of 0.24 µs).
+_SAME_INSTANT_S: Final = 4e-7
+_NEG_INF: Final = float("-inf")
+_INF: Final = float("inf")
+_NAN: Final = float("nan")
+_W: Final = 3  # numbers per slot in a day's array: quantity, covered seconds, readings
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +94,9 @@ class MeterSpec:
     rollover: float | None = None  # register wraps to 0 at this raw value
     coefficient: str | None = None  # coefficient id (analytics.coefficients); required for gas
     product: str | None = None  # product_output: the product; consumed/exported: attributed to it
-    interval_s: float = 900.0  # interval meters: the period each value covers; expected cadence
+    #: interval meters: the longest period one value covers (a value covers the time since the
+    #: meter's previous reading when that is shorter); the expected cadence for the quality rules
+    interval_s: float = 900.0
     max_per_hour: float | None = None  # physical maximum quantity per hour (unit × multiplier)
 
 
@@ -76,33 +114,82 @@ class QualityEvent:
 
 
 class _Day:
-    """One local day of one meter: 96 slots, or only totals once coarsened."""
+    """One local day of one meter: ``a[3s:3s+3]`` = (quantity, covered s, readings) of slot s;
+    once coarsened, a single slot holding the day's totals."""
 
-    __slots__ = ("qty", "cov", "cnt")
+    __slots__ = ("a",)
 
     def __init__(self) -> None:
-        self.qty = array("d", bytes(8 * SLOTS))
-        self.cov = array("d", bytes(8 * SLOTS))
-        self.cnt = array("l", bytes(array("l").itemsize * SLOTS))
+        self.a = array("d", bytes(8 * _W * SLOTS))
 
     @property
     def fine(self) -> bool:
-        return len(self.qty) == SLOTS
+        return len(self.a) == _W * SLOTS
 
     def coarsen(self) -> None:
-        self.qty = array("d", [sum(self.qty)])
-        self.cov = array("d", [sum(self.cov)])
-        self.cnt = array("l", [sum(self.cnt)])
+        a = self.a
+        self.a = array("d", [sum(a[0::_W]), sum(a[1::_W]), sum(a[2::_W])])
+
+
+_CONSTS: dict[float, float] = {}
+
+
+def _const(x: float) -> float:
+    """One shared float object per distinct spec constant (fewer cache misses per reading)."""
+    if len(_CONSTS) < 4096:
+        return _CONSTS.setdefault(x, x)
+    return _CONSTS.get(x, x)
 
 
 class _Meter:
-    __slots__ = ("last_ts", "last_value", "days", "newest_day")
+    """Per-meter streaming state; the spec constants and current bucket are caches."""
+
+    __slots__ = (  # the per-reading fields first: they share the object's first cache lines
+        "spec", "last_ts", "interval", "mult", "ival", "step", "cap", "lo", "hi", "cur", "slot", "last_value",
+        "prev_ts", "prev_value", "roll", "run_start", "runs", "late", "forgot", "first_ts", "first_value", "jumps",
+        "days", "newest_day",
+    )
 
     def __init__(self) -> None:
-        self.last_ts: float | None = None  # epoch seconds of the last accepted reading
-        self.last_value: float | None = None  # raw register value (registers only)
+        self.spec: MeterSpec | None = None
+        self.last_ts = _NEG_INF  # epoch seconds of the newest in-order reading
+        self.interval = False
+        self.mult = 1.0
+        self.ival = 900.0
+        self.step = _NAN  # interval meters: step of the current run of timestamps (NaN: one reading)
+        self.cap = _INF  # quantity per second
+        self.lo = _INF  # the bucket (lo, hi] last written and its position in a fine day's array
+        self.hi = _NEG_INF
+        self.cur = array("d")
+        self.slot = 0
+        self.last_value: float | None = None  # registers: raw value of the newest reading
+        self.prev_ts = _NEG_INF  # registers: the reading before the newest (or -inf)
+        self.prev_value: float | None = None
+        self.roll: float | None = None
+        self.run_start = _NEG_INF  # interval meters: first timestamp of the current run
+        self.runs: list[tuple[float, float, float]] | None = None  # earlier runs (start, end, step)
+        self.late: set[float] | None = None  # late interval readings merged
+        self.forgot = _NEG_INF  # readings at or before this may have been applied and forgotten
+        self.first_ts = _INF  # registers: the earliest reading (where the data starts)
+        self.first_value = 0.0
+        self.jumps: list[tuple[float, float, float, float]] | None = None  # (ts before, value, ts, value)
         self.days: dict[int, _Day] = {}
         self.newest_day = -1
+
+
+def _configure(ms: _Meter, spec: MeterSpec) -> None:
+    """Cache ``spec``'s constants in the meter state (first reading, or the spec changed)."""
+    interval = spec.kind == "interval"
+    if ms.spec is not None and ms.interval != interval:  # kind changed: restart its readings, keep its data
+        fresh = _Meter()
+        for name in _Meter.__slots__:
+            if name not in ("days", "newest_day"):
+                setattr(ms, name, getattr(fresh, name))
+    ms.spec, ms.interval = spec, interval
+    ms.mult = _const(float(spec.multiplier))
+    ms.ival = _const(float(spec.interval_s))
+    ms.cap = _const(spec.max_per_hour / 3600.0) if spec.max_per_hour is not None else _INF
+    ms.roll = spec.rollover
 
 
 @dataclass(frozen=True)
@@ -117,12 +204,12 @@ class SiteEnergyState:
 
     def last_reading(self, meter_id: int) -> datetime | None:
         m = self.meters.get(meter_id)
-        if m is None or m.last_ts is None:
+        if m is None or m.last_ts == _NEG_INF:
             return None
         return datetime.fromtimestamp(m.last_ts, UTC)
 
     def latest(self) -> datetime | None:
-        ts = [m.last_ts for m in self.meters.values() if m.last_ts is not None]
+        ts = [m.last_ts for m in self.meters.values() if m.last_ts != _NEG_INF]
         return datetime.fromtimestamp(max(ts), UTC) if ts else None
 
     def first_data(self, meter_id: int) -> datetime | None:
@@ -144,37 +231,40 @@ def initial_state(retention: timedelta = timedelta(days=35), fine_retention: tim
     return SiteEnergyState(retention=retention, fine_retention=min(fine, retention))
 
 
-def _add(state: SiteEnergyState, ms: _Meter, t0: float, t1: float, qty: float) -> None:
-    """Spread ``qty`` linearly over (t0, t1] into 15-minute buckets; one reading counted at t1."""
+def _add(state: SiteEnergyState, ms: _Meter, t0: float, t1: float, qty: float, cov_to: float = _INF) -> None:
+    """Spread ``qty`` linearly over (t0, t1] into 15-minute buckets; one reading counted at t1.
+    Covered seconds are counted over (t0, min(t1, cov_to)] only. Remembers the bucket of t1."""
     b1 = math.ceil((t1 + LOCAL_OFFSET_S) / BUCKET_S) - 1
     b0 = math.floor((t0 + LOCAL_OFFSET_S) / BUCKET_S)
+    cov_hi = min(t1, cov_to)
+    if b0 < b1:
+        keep_from = t1 - state.retention.total_seconds()
+        if t0 < keep_from:  # the part before the retention horizon would be dropped anyway
+            qty *= (t1 - keep_from) / (t1 - t0)
+            t0 = keep_from
+            b0 = math.floor((t0 + LOCAL_OFFSET_S) / BUCKET_S)
     span = t1 - t0
-    if b0 >= b1:  # the common case: inside one bucket
-        day = _day(state, ms, b1 // SLOTS)
-        if day is not None:
-            s = b1 % SLOTS if day.fine else 0
-            day.qty[s] += qty
-            day.cov[s] += span
-            day.cnt[s] += 1
-        return
-    keep_from = t1 - state.retention.total_seconds()
-    if t0 < keep_from:  # the part before the retention horizon would be dropped anyway
-        qty *= (t1 - keep_from) / span
-        t0, span = keep_from, t1 - keep_from
-        b0 = math.floor((t0 + LOCAL_OFFSET_S) / BUCKET_S)
-    for b in range(b0, b1 + 1):
-        lo = max(t0, b * BUCKET_S - LOCAL_OFFSET_S)
-        hi = min(t1, (b + 1) * BUCKET_S - LOCAL_OFFSET_S)
-        if hi <= lo:
+    for b in range(min(b0, b1), b1 + 1):
+        lo = b * BUCKET_S - LOCAL_OFFSET_S
+        a, z = max(t0, lo), min(t1, lo + BUCKET_S)
+        if z <= a:
             continue
         day = _day(state, ms, b // SLOTS)
         if day is None:
             continue
-        s = b % SLOTS if day.fine else 0
-        day.qty[s] += qty * (hi - lo) / span
-        day.cov[s] += hi - lo
+        arr = day.a
+        fine = len(arr) == _W * SLOTS
+        s = _W * (b % SLOTS) if fine else 0
+        arr[s] += qty if b0 >= b1 else qty * (z - a) / span
+        arr[s + 1] += max(0.0, min(z, cov_hi) - a)
         if b == b1:
-            day.cnt[s] += 1
+            arr[s + 2] += 1.0
+            if fine:
+                ms.lo, ms.hi, ms.cur, ms.slot = lo, lo + BUCKET_S, arr, s
+
+
+def _day_index(t: float) -> int:
+    return int((t + LOCAL_OFFSET_S) // DAY_S)
 
 
 def _day(state: SiteEnergyState, ms: _Meter, di: int) -> _Day | None:
@@ -196,6 +286,7 @@ def _day(state: SiteEnergyState, ms: _Meter, di: int) -> _Day | None:
 def _prune(state: SiteEnergyState, ms: _Meter) -> None:
     keep = state.retention.total_seconds()
     fine = state.fine_retention.total_seconds()
+    ms.lo, ms.hi = _INF, _NEG_INF  # the remembered bucket's array may be coarsened or dropped below
     for di in list(ms.days):
         age = (ms.newest_day - di) * DAY_S
         if age > keep:
@@ -211,70 +302,252 @@ def _flag(state: SiteEnergyState, out: list[QualityEvent], meter_id: int, t: flo
     state.flags[(meter_id, kind)] = ev
 
 
+def _over_cap(state: SiteEnergyState, out: list[QualityEvent], ms: _Meter, meter_id: int, t: float,
+              value: float, qty: float, span: float) -> None:
+    unit, cap = (ms.spec.unit, ms.spec.max_per_hour) if ms.spec is not None else ("", None)
+    _flag(state, out, meter_id, t, "out_of_range", value, None, f"{qty} {unit} in {span:.0f} s exceeds {cap} {unit}/h")
+
+
+def _wrap(roll: float | None, prev: float, value: float) -> float | None:
+    """Raw quantity of a register going from ``prev`` down to ``value`` if that is a plausible
+    rollover, else ``None`` (a reset)."""
+    if roll is not None and 0 <= roll - prev + value <= roll * ROLLOVER_PLAUSIBLE_SHARE:
+        return roll - prev + value
+    return None
+
+
 def apply_readings(
-    state: SiteEnergyState, specs: Mapping[int, MeterSpec], readings: Iterable[tuple[int, datetime, float]],
+    state: SiteEnergyState, specs: Mapping[int, MeterSpec],
+    readings: Iterable[tuple[int, datetime | float, float]],
 ) -> tuple[SiteEnergyState, list[QualityEvent]]:
-    """Feed readings (meter_id, aware ts, raw value), in time order per meter.
+    """Feed readings (meter_id, ts, raw value); ``ts`` is an aware datetime or epoch seconds.
+    Readings should come in time order per meter (late ones are handled, at a higher cost).
 
     Registers: the first reading is the baseline; a delta is multiplied by ``multiplier``; a
     backwards jump is a rollover when plausible (``ROLLOVER_PLAUSIBLE_SHARE``), otherwise a
     ``counter_backwards`` event whose jump is not summed (the new value becomes the baseline).
-    Interval meters: the value × multiplier covers (ts - interval_s, ts]. A reading at or
-    before the meter's last one is ignored (a replayed duplicate is silent; an older one is
-    ``out_of_order``). Negative or above ``max_per_hour`` quantities are ``out_of_range``.
+    Interval meters: the value × multiplier is the quantity since the meter's previous reading,
+    covering (max(ts - interval_s, previous ts), ts]: a meter reporting faster than its
+    registered ``interval_s`` covers exactly the time between its readings; the first reading
+    (or one after a gap longer than ``interval_s``) covers ``interval_s``. Negative or above
+    ``max_per_hour`` quantities are ``out_of_range``. Readings at or before the meter's newest
+    one: see "Late and replayed readings" in the module docstring.
     """
     events: list[QualityEvent] = []
     meters = state.meters
+    prev_ts: object = None
+    t = 0.0
     for meter_id, ts, value in readings:
+        if ts != prev_ts:
+            prev_ts = ts
+            t = ts.timestamp() if isinstance(ts, datetime) else float(ts)
         spec = specs.get(meter_id)
-        if spec is None:
-            _flag(state, events, meter_id, ts.timestamp(), "unknown_meter", value, None, "no spec for this meter")
-            continue
         ms = meters.get(meter_id)
-        if ms is None:
-            ms = meters[meter_id] = _Meter()
-        t = ts.timestamp()
+        if ms is None or ms.spec is not spec:
+            if spec is None:
+                _flag(state, events, meter_id, t, "unknown_meter", value, None, "no spec for this meter")
+                continue
+            if ms is None:
+                ms = meters[meter_id] = _Meter()
+            _configure(ms, spec)
         last = ms.last_ts
-        if last is not None and t <= last:
-            if t < last:
-                _flag(state, events, meter_id, t, "out_of_order", value, None, "older than the last reading")
+        if t <= last:
+            _late(state, ms, meter_id, t, value, events)
             continue
-        if spec.kind == "register":
+        if ms.interval:
+            if t - last != ms.step:
+                _new_run(ms, t, last)
+            ms.last_ts = t
+            qty = value * ms.mult
+            t0 = t - ms.ival
+            if t0 < last:
+                t0 = last
+            if qty < 0:
+                _flag(state, events, meter_id, t, "out_of_range", value, None, "negative interval quantity")
+                continue
+        else:
             if value < 0:  # a register cannot be negative: refuse it, keep the baseline
                 _flag(state, events, meter_id, t, "out_of_range", value, ms.last_value, "negative register value")
                 continue
             prev = ms.last_value
+            ms.prev_ts, ms.prev_value = last, prev
             ms.last_ts, ms.last_value = t, value
-            if prev is None or last is None:
+            if prev is None:
+                ms.first_ts, ms.first_value = t, value
                 continue  # baseline
             raw = value - prev
             if raw < 0:
-                roll = spec.rollover
-                if roll is not None and 0 <= roll - prev + value <= roll * ROLLOVER_PLAUSIBLE_SHARE:
-                    raw = roll - prev + value
-                    _flag(state, events, meter_id, t, "rollover", value, prev, f"wrapped at {roll}")
-                else:
+                _jump(ms, last, prev, t, value)
+                wrapped = _wrap(ms.roll, prev, value)
+                if wrapped is None:
                     _flag(state, events, meter_id, t, "counter_backwards", value, prev,
                           f"register went from {prev} to {value}: reset, not summed")
                     continue
-            qty = raw * spec.multiplier
+                raw = wrapped
+                _flag(state, events, meter_id, t, "rollover", value, prev, f"wrapped at {ms.roll}")
+            qty = raw * ms.mult
             t0 = last
-        else:
-            qty = value * spec.multiplier
-            t0 = t - spec.interval_s
-            if last is not None and t0 < last:
-                t0 = last
-            ms.last_ts = t
-            if qty < 0:
-                _flag(state, events, meter_id, t, "out_of_range", value, None, "negative interval quantity")
-                continue
-        cap = spec.max_per_hour
-        if cap is not None and qty > cap * (t - t0) / 3600.0:
-            _flag(state, events, meter_id, t, "out_of_range", value, None,
-                  f"{qty} {spec.unit} in {t - t0:.0f} s exceeds {cap} {spec.unit}/h")
+        if qty > ms.cap * (t - t0):
+            _over_cap(state, events, ms, meter_id, t, value, qty, t - t0)
             continue
-        _add(state, ms, t0, t, qty)
+        if ms.lo <= t0 and t <= ms.hi:  # inside the bucket last written: the common case
+            a = ms.cur
+            s = ms.slot
+            a[s] += qty
+            a[s + 1] += t - t0
+            a[s + 2] += 1.0
+        else:
+            _add(state, ms, t0, t, qty)
     return state, events
+
+
+# ------------------------------------------------------------------- late and replayed readings
+
+
+def _new_run(ms: _Meter, t: float, last: float) -> None:
+    """An interval meter's in-order reading at ``t`` breaks its run of regular timestamps."""
+    if last == _NEG_INF:
+        ms.run_start, ms.step = t, _NAN
+    elif ms.run_start == last:  # a run of one reading takes this step
+        ms.step = _const(t - last)
+    else:
+        runs = ms.runs
+        if runs is None:
+            runs = ms.runs = []
+        runs.append((ms.run_start, last, ms.step))
+        if len(runs) > REMEMBERED_RUNS:
+            ms.forgot = max(ms.forgot, runs.pop(0)[1])
+        ms.run_start, ms.step = t, _NAN
+
+
+def _jump(ms: _Meter, before_ts: float, before: float, ts: float, value: float) -> None:
+    """Remember a register's backwards jump (rollover or reset) between two readings."""
+    jumps = ms.jumps
+    if jumps is None:
+        jumps = ms.jumps = []
+    jumps.append((before_ts, before, ts, value))
+    if len(jumps) > REMEMBERED_RUNS:
+        ms.forgot = max(ms.forgot, jumps.pop(0)[2])
+
+
+def _runs(ms: _Meter) -> list[tuple[float, float, float]]:
+    return [*(ms.runs or ()), (ms.run_start, ms.last_ts, ms.step)]
+
+
+def _on_run(x: float, start: float, end: float, step: float) -> bool:
+    if x == start or x == end:
+        return True
+    if not start < x < end or step != step:  # NaN: a run of one reading
+        return False
+    k = round((x - start) / step)
+    return abs(start + k * step - x) < _SAME_INSTANT_S
+
+
+def _neighbours(ms: _Meter, t: float) -> tuple[float, float]:
+    """Applied interval readings just before and after ``t`` (−inf/+inf if none remembered)."""
+    pred, succ = _NEG_INF, _INF
+    for start, end, step in _runs(ms):
+        if end < t:
+            pred = max(pred, end)
+        elif start > t:
+            succ = min(succ, start)
+        else:
+            k = math.floor((t - start) / step) if step == step else 0
+            pred, succ = max(pred, start + k * step), min(succ, start + (k + 1) * step, end)
+    for x in ms.late or ():
+        if pred < x < t:
+            pred = x
+        elif t < x < succ:
+            succ = x
+    return pred, succ
+
+
+def _late(state: SiteEnergyState, ms: _Meter, meter_id: int, t: float, value: float,
+          events: list[QualityEvent]) -> None:
+    """A reading at or before the meter's newest one (see the module docstring)."""
+    if not ms.interval:
+        if t != ms.first_ts:  # else a replay of the first reading
+            _late_register(state, ms, meter_id, t, value, events)
+        return
+    if any(_on_run(t, *run) for run in _runs(ms)) or (ms.late is not None and t in ms.late):
+        return  # a replay of a reading already applied
+    if t <= ms.forgot:
+        _flag(state, events, meter_id, t, "out_of_order", value, None,
+              "older than what the meter remembers: cannot tell from a replay, not summed")
+        return
+    if (ms.newest_day - _day_index(t)) * DAY_S > state.retention.total_seconds():
+        _flag(state, events, meter_id, t, "out_of_order", value, None, "older than the retention horizon")
+        return
+    _late_interval(state, ms, meter_id, t, value, events)
+
+
+def _late_interval(state: SiteEnergyState, ms: _Meter, meter_id: int, t: float, value: float,
+                   events: list[QualityEvent]) -> None:
+    late = ms.late
+    if late is None:
+        late = ms.late = set()
+    late.add(t)  # remembered even if refused below: a replay is then silent
+    if len(late) > REMEMBERED_LATE:
+        oldest = min(late)
+        late.discard(oldest)
+        ms.forgot = max(ms.forgot, oldest)
+    qty = value * ms.mult
+    if qty < 0:
+        _flag(state, events, meter_id, t, "out_of_range", value, None, "negative interval quantity")
+        return
+    pred, succ = _neighbours(ms, t)
+    t0 = max(t - ms.ival, pred)
+    if qty > ms.cap * (t - t0):
+        _over_cap(state, events, ms, meter_id, t, value, qty, t - t0)
+        return
+    # the reading after it, applied without this one, covered back to max(pred, succ − interval)
+    _add(state, ms, t0, t, qty, cov_to=max(pred, succ - ms.ival))
+
+
+def _late_register(state: SiteEnergyState, ms: _Meter, meter_id: int, t: float, value: float,
+                   events: list[QualityEvent]) -> None:
+    if value < 0:
+        _flag(state, events, meter_id, t, "out_of_range", value, None, "negative register value")
+        return
+    first = ms.first_value
+    if t < ms.first_ts:  # before the first reading: the delta to it is new energy
+        raw = first - value if value <= first else _wrap(ms.roll, value, first)
+        if raw is None:
+            _flag(state, events, meter_id, t, "out_of_order", value, first,
+                  f"late register value {value} is above the first reading {first} after it")
+            return
+        qty = raw * ms.mult
+        if qty > ms.cap * (ms.first_ts - t):
+            _over_cap(state, events, ms, meter_id, t, value, qty, ms.first_ts - t)
+            return
+        if raw > first - value:
+            _jump(ms, t, value, ms.first_ts, first)
+        _add(state, ms, t, ms.first_ts, qty)  # the first reading now closes a delta: counted
+        ms.first_ts, ms.first_value = t, value
+        return
+    if t <= ms.forgot:
+        return  # a forgotten jump may lie around it: cannot judge (and the energy is unchanged)
+    # the known readings around t: the first, the one before the newest, the newest, both sides
+    # of each remembered jump
+    lo_ts, lo_v = (ms.prev_ts, ms.prev_value) if ms.first_ts < ms.prev_ts < t else (ms.first_ts, first)
+    hi_ts, hi_v = (ms.prev_ts, ms.prev_value) if t < ms.prev_ts else (ms.last_ts, ms.last_value)
+    for before_ts, before, jump_ts, after in ms.jumps or ():
+        if before_ts < t < jump_ts:  # across a jump: anything but a value inside the jump fits
+            if after < value < before:
+                _flag(state, events, meter_id, t, "out_of_order", value, before,
+                      f"late register value {value} falls inside the jump from {before} to {after}")
+            return
+        if lo_ts < jump_ts <= t:
+            lo_ts, lo_v = jump_ts, after
+        if t <= before_ts < hi_ts:
+            hi_ts, hi_v = before_ts, before
+    if lo_v is None or hi_v is None:  # cannot happen: both are readings of this register
+        return
+    if lo_ts < ms.forgot:  # a forgotten jump lies between the lower reading and t: no lower bound
+        lo_v = _NEG_INF
+    if not lo_v <= value <= hi_v:
+        _flag(state, events, meter_id, t, "out_of_order", value, lo_v,
+              f"late register value {value} is not between the readings around it ({lo_v}, {hi_v})")
 
 
 # ---------------------------------------------------------------------------------- windows
@@ -352,6 +625,8 @@ def validate_spec(spec: MeterSpec) -> None:
         kgce_per_unit(spec.carrier, spec.unit, spec.coefficient)
     if spec.multiplier <= 0:
         raise ConversionError(f"meter {spec.meter_id}: multiplier must be positive")
+    if not spec.interval_s > 0:
+        raise ConversionError(f"meter {spec.meter_id}: interval_s must be positive")
 
 
 def _sum_meter(ms: _Meter, lo: float, hi: float) -> tuple[float, float, int, bool]:
@@ -370,21 +645,22 @@ def _sum_meter(ms: _Meter, lo: float, hi: float) -> tuple[float, float, int, boo
         a, b = max(lo, start), min(hi, start + DAY_S)
         if b <= a:
             continue
+        arr = day.a
         if a == start and b == start + DAY_S:
-            qty += sum(day.qty)
-            cov += sum(day.cov)
-            cnt += sum(day.cnt)
+            qty += sum(arr[0::_W])
+            cov += sum(arr[1::_W])
+            cnt += round(sum(arr[2::_W]))
         elif day.fine:
-            s0 = math.ceil((a - start) / BUCKET_S)  # whole buckets only: window ends on bucket edges
-            s1 = math.floor((b - start) / BUCKET_S)
-            qty += sum(day.qty[s0:s1])
-            cov += sum(day.cov[s0:s1])
-            cnt += sum(day.cnt[s0:s1])
+            s0 = _W * math.ceil((a - start) / BUCKET_S)  # whole buckets only: window ends on bucket edges
+            s1 = _W * math.floor((b - start) / BUCKET_S)
+            qty += sum(arr[s0:s1:_W])
+            cov += sum(arr[s0 + 1:s1:_W])
+            cnt += round(sum(arr[s0 + 2:s1:_W]))
         else:
             share = (b - a) / DAY_S
-            qty += day.qty[0] * share
-            cov += day.cov[0] * share
-            cnt += round(day.cnt[0] * share)
+            qty += arr[0] * share
+            cov += arr[1] * share
+            cnt += round(arr[2] * share)
             approx = True
     return qty, cov, cnt, approx
 
