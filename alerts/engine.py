@@ -27,12 +27,20 @@ from alerts.rules.quality import QualityRule
 from alerts.rules.quota import QuotaRule
 from analytics.coefficients import ConversionError
 from analytics.periods import local_start, next_local_year
-from analytics.site_energy import MeterSpec, SiteEnergyState, floor_bucket, validate_spec, window_energy
+from analytics.site_energy import (
+    BUCKET_S,
+    MeterSpec,
+    SiteEnergyState,
+    floor_bucket,
+    validate_spec,
+    window_energy,
+)
 from nxem.contract import AlertEvent, alert_key
 
 SiteKind = Literal["data_centre", "plant"]
 CONFIG_RULE = "meter_config_invalid"
 _ENERGY_ROLES = ("consumed", "exported", "total_facility")
+_BUCKET = timedelta(seconds=BUCKET_S)
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,10 @@ def evaluate_site(
     raises no exception here: it is left out of every rule and becomes one
     ``meter_config_invalid`` site alert naming the meters.
     """
+    # runs once per site per poll: while ``now`` is inside the bucket after the last evaluated
+    # edge there is nothing to do, decided without epoch conversions (last_end is an edge)
+    if state.last_end is not None and now.tzinfo is not None and now - state.last_end < _BUCKET:
+        return state, []
     end = floor_bucket(now)
     if state.last_end is not None and end <= state.last_end:
         return state, []

@@ -180,3 +180,12 @@ def test_unconvertible_meter_becomes_a_config_alert_not_a_crash() -> None:
     _, _, ev = drive(rules, specs, [[(7, T0 + Q, 3.0)], [(7, T0 + 2 * Q, 3.0)]])
     assert [(e.rule, e.kind) for e in ev] == [("meter_config_invalid", "opened")]
     assert "explicit coefficient" in ev[0].details["error"]
+
+
+def test_evaluation_waits_for_the_next_15_minute_edge() -> None:
+    # the early return (now within 15 min of the last evaluated edge) must not skip an edge
+    # 2 000 kW IT at PUE 1.3 in 1-minute steps: the alert opens at the first edge where a full
+    # hour window and the 1 h minimum duration are met (T0 + 2 h), not a minute later
+    rows = dc_rows(2000, 1.3, 180, step=timedelta(minutes=1))
+    _, _, ev = drive(dc_rules(), DC, [rows[i:i + 2] for i in range(0, len(rows), 2)])
+    assert [(e.kind, e.at) for e in ev] == [("opened", T0 + timedelta(hours=2))]
