@@ -127,7 +127,7 @@ class Pipeline:
             return conn.execute(query, params).fetchall()
 
 
-def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="nxem-tests")
@@ -137,7 +137,7 @@ def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
         admin.close()
 
 
-def _delete_topics(bootstrap: str, names: list[str]) -> None:
+def delete_topics(bootstrap: str, names: list[str]) -> None:
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="nxem-tests")
@@ -158,7 +158,7 @@ def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipelin
     with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
     topics = {k: f"nxem.{k}.t{suffix}" for k in ("readings", "alerts", "deadletter")}
-    _create_topics(settings.kafka_bootstrap, list(topics.values()), partitions)
+    create_topics(settings.kafka_bootstrap, list(topics.values()), partitions)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NXEM_")}
     env.update({
         "NXEM_DATA_DIR": str(settings.resolved_data_dir()),
@@ -181,6 +181,6 @@ def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipelin
     finally:
         for proc in reversed(p.procs):
             proc.kill()
-        _delete_topics(settings.kafka_bootstrap, list(topics.values()))
+        delete_topics(settings.kafka_bootstrap, list(topics.values()))
         with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
