@@ -91,11 +91,11 @@ class MqttSubscriber:
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         # Never block the network thread for long: the queue is sized above receive_maximum.
-        self._inbox.put(Inbound(msg.mid, msg.qos, msg.topic, msg.payload))
+        self._inbox.put(Inbound(msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
 
     # -- API --------------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._opts.session_expiry_s
         props.ReceiveMaximum = self._opts.receive_maximum
         try:

@@ -2,22 +2,24 @@
 transaction (the worker commits its Kafka offsets after it).
 
 Readings (shared/notes/stack-facts.md has the measurements behind this):
-* the batch is sorted by (meter_id, ts) (stable: for a repeated key the first sent stays first);
-* **fast path**: a plain binary COPY straight into ``readings``, inside a savepoint;
+* the batch is binary-COPYed once into this session's staging table (a temporary table
+  ``ON COMMIT DELETE ROWS``): the only per-row Python work;
+* **fast path**: one ``INSERT … SELECT … ORDER BY meter_id, ts`` from it into ``readings``,
+  inside a savepoint (sorted, the (meter_id, ts) index fills in order);
 * on a unique violation (a replay, a redelivery, an overlap) the savepoint is rolled back and
-  the batch is redone through the **staged path**: binary COPY into a temporary table
-  (``ON COMMIT DELETE ROWS``, created once per connection), then
-  ``INSERT … SELECT … ON CONFLICT (meter_id, ts) DO NOTHING``. Replaying a topic from offset
-  0 therefore inserts nothing and changes nothing.
+  the batch, with in-batch repeats dropped (the first sent stays), is redone through the
+  **staged path**: ``INSERT … SELECT … ON CONFLICT (meter_id, ts) DO NOTHING``. Replaying a
+  topic from offset 0 therefore inserts nothing and changes nothing.
 * **Correction rule**: the first value stored for a (meter, ts) is kept. A later reading with
   the same key and a *different* value is not written; it is counted in
   ``WriteResult.duplicates`` and returned in ``WriteResult.conflicts`` (stored and refused
   value) so the worker can dead-letter it (reason code ``conflicting_duplicate``). The same
   applies to two different values for one key inside a batch. A correction is an operator
   action (delete the row, then replay), never a silent overwrite.
-* native path only: the day partitions are created before the COPY (storage/partitions.py)
-  and the rows actually inserted are merged into the daily rollup (storage/rollups.py). With TimescaleDB, chunks and
-  continuous aggregates do both.
+* native path only: the day partitions are created before the insert (storage/partitions.py)
+  and inserted rows that fall into an already closed day mark it for recomputation
+  (storage/rollups.py; migration 0007). With TimescaleDB, chunks and continuous aggregates do
+  both.
 
 Alert transitions go to ``alert_transitions`` (unique on (alert_key, kind, at), so a replay
 adds nothing) and, when new, update ``alerts`` (at most one active row per alert_key).
@@ -83,6 +85,11 @@ def _state(conn: psycopg.Connection[Any]) -> _ConnState:
     return st
 
 
+def backend(conn: psycopg.Connection[Any]) -> str:
+    """"native" or "timescale" for this connection's database (cached per connection)."""
+    return _state(conn).backend
+
+
 def _copy(cur: psycopg.Cursor[Any], table: str, rows: Sequence[Row]) -> None:
     with cur.copy(f"COPY {table} (meter_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_TYPES)
@@ -114,79 +121,84 @@ def _dedupe(rows: list[Row]) -> tuple[list[Row], list[Conflict]]:
     return out, conflicts
 
 
-# One statement, one snapshot: ``conf`` sees readings as they were before ``ins``, i.e. the
-# stored value of every refused key. 'i' rows are the inserted readings (the native path
-# merges them into the daily rollup), 'c' rows the conflicts, 'n' the inserted count.
-_STAGED_INSERT = f"""
+_CREATE_STAGE: Final = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+                        "(meter_id integer, ts timestamptz, value double precision) ON COMMIT DELETE ROWS")
+
+# Fast path: one INSERT … SELECT from the staged batch, sorted so the (meter_id, ts) index is
+# filled in order; fails with a unique violation on any duplicate (then the staged path).
+_FAST_INSERT: Final = (f"INSERT INTO readings (meter_id, ts, value) "
+                       f"SELECT meter_id, ts, value FROM {_STAGE} ORDER BY meter_id, ts")
+
+# Staged path, one statement and one snapshot: ``conf`` sees readings as they were before
+# ``ins``, i.e. the stored value of every refused key; on the native path the inserted rows
+# (and only they) mark the closed days they fall into, in the same statement.
+_STAGED_HEAD: Final = f"""
 WITH ins AS (
   INSERT INTO readings (meter_id, ts, value)
-  SELECT meter_id, ts, value FROM {_STAGE}
+  SELECT meter_id, ts, value FROM {_STAGE} ORDER BY meter_id, ts
   ON CONFLICT (meter_id, ts) DO NOTHING
   RETURNING meter_id, ts, value
 ), conf AS (
   SELECT s.meter_id, s.ts, r.value AS stored_value, s.value AS refused_value
   FROM {_STAGE} s JOIN readings r ON r.meter_id = s.meter_id AND r.ts = s.ts
   WHERE r.value IS DISTINCT FROM s.value
-)
+)"""
+_STAGED_TAIL: Final = """
 SELECT 'c', meter_id, ts, stored_value, refused_value FROM conf
 UNION ALL
-"""
-_RETURN_INSERTED = "SELECT 'i', meter_id, ts, value, NULL::float8 FROM ins"
-_RETURN_COUNT = "SELECT 'n', NULL::integer, NULL::timestamptz, count(*)::float8, NULL::float8 FROM ins"
+SELECT 'n', NULL::integer, NULL::timestamptz, count(*)::float8, NULL::float8 FROM ins"""
 
 
-def _staged(conn: psycopg.Connection[Any], rows: list[Row], want_rows: bool) -> tuple[int, list[Conflict], list[Row]]:
-    """(inserted count, conflicts, inserted rows if ``want_rows``) through the temp table and
-    ON CONFLICT."""
-    unique, conflicts = _dedupe(rows)
+def _stage(conn: psycopg.Connection[Any], rows: Sequence[Row]) -> None:
+    """Binary COPY of the batch into this session's staging table (the only per-row Python work)."""
     with conn.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-                    "(meter_id integer, ts timestamptz, value double precision) ON COMMIT DELETE ROWS")
+        cur.execute(_CREATE_STAGE)
         cur.execute(f"TRUNCATE {_STAGE}")  # a second batch in the same transaction
-        _copy(cur, _STAGE, unique)
-        result = cur.execute(_STAGED_INSERT + (_RETURN_INSERTED if want_rows else _RETURN_COUNT)).fetchall()
-    inserted_rows: list[Row] = []
+        _copy(cur, _STAGE, rows)
+
+
+def _staged(conn: psycopg.Connection[Any], rows: Sequence[Row], native: bool) -> tuple[int, list[Conflict]]:
+    """(inserted count, conflicts) through ON CONFLICT, after dropping in-batch repeats."""
+    unique, conflicts = _dedupe(sorted(rows, key=itemgetter(0, 1)))
+    _stage(conn, unique)
+    merge = f", dirty AS ({rollups.mark_dirty_sql('ins')})" if native else ""
+    result = conn.execute(_STAGED_HEAD + merge + _STAGED_TAIL).fetchall()
     count = 0
     for tag, m, t, a, b in result:
         if tag == "c":
             conflicts.append(Conflict(m, t, a, b))
-        elif tag == "i":
-            inserted_rows.append((m, t, a))
         else:
             count = int(a)
-    if want_rows:
-        inserted_rows.sort(key=itemgetter(0, 1))
-        count = len(inserted_rows)
-    return count, conflicts, inserted_rows
+    return count, conflicts
 
 
-def _write_readings(conn: psycopg.Connection[Any], batch: Sequence[Row], retry: bool = True) -> WriteResult:
-    if not batch:
+def _write_readings(conn: psycopg.Connection[Any], rows: Sequence[Row], retry: bool = True) -> WriteResult:
+    if not rows:
         return WriteResult(0, 0)
     st = _state(conn)
-    rows = sorted(batch, key=itemgetter(0, 1))
     native = st.backend == "native"
-    ranges = rollups.touched_ranges(rows) if native else None
-    if ranges is not None:
-        _ensure_partitions(conn, st, rows, min(ranges[1]), max(ranges[2]))
+    if native:
+        lo, hi = min(r[1] for r in rows), max(r[1] for r in rows)
+        _ensure_partitions(conn, st, rows, lo, hi)
+    _stage(conn, rows)
     try:
-        with conn.transaction(), conn.cursor() as cur:  # savepoint: a failure leaves the poll's transaction usable
-            _copy(cur, "readings", rows)
-        inserted, staged, new_rows = len(rows), False, rows
+        with conn.transaction():  # savepoint: a failure leaves the poll's transaction usable
+            conn.execute(_FAST_INSERT)
+            if native:
+                conn.execute(rollups.mark_dirty_sql(_STAGE))
+        inserted, staged = len(rows), False
         conflicts: list[Conflict] = []
     except pg_errors.UniqueViolation:
-        inserted, conflicts, new_rows = _staged(conn, rows, want_rows=native)
+        inserted, conflicts = _staged(conn, rows, native)
         staged = True
     except pg_errors.CheckViolation:
         # "no partition of relation readings found for row": a partition this connection
         # created earlier was rolled back with its transaction. Forget, recreate, retry.
-        if ranges is None or not retry:
+        if not native or not retry:
             raise
         st.days.clear()
-        _ensure_partitions(conn, st, rows, min(ranges[1]), max(ranges[2]), force=True)
-        return _write_readings(conn, batch, retry=False)
-    if native:
-        rollups.merge(conn, new_rows)
+        _ensure_partitions(conn, st, rows, lo, hi, force=True)
+        return _write_readings(conn, rows, retry=False)
     conflicts.sort(key=lambda c: (c.meter_id, c.ts))
     return WriteResult(inserted, len(rows) - inserted, tuple(conflicts), staged=staged)
 

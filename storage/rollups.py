@@ -1,16 +1,18 @@
-"""Native-path daily rollup (``rollup_1d``), maintained inside the ingest transaction.
+"""Native-path daily rollup (``rollup_1d``): closed days materialised, the rest live.
 
 A row holds value statistics of one meter on one Asia/Shanghai day (count, sum, min, max,
 first and last value with their timestamps), never energy: a register meter's energy on a
 day is ``last_value − the previous day's last_value`` and is taken at query time.
 
-``merge`` gets exactly the rows the transaction inserted (all of them on the COPY fast path,
-the ``RETURNING`` rows on the staged path), groups them per (meter, local day) here -- a
-slice and a bisect per group on the already sorted batch, ~20 ms per 100 k rows -- and
-merges each group into its day: count and sum add, min/max/first/last combine. Readings are
-insert-only, which is what makes the merge exact, for late and out-of-order data too.
-``rebuild`` recomputes days from ``readings`` (repair, or after a bulk load that bypassed
-``write_batch``).
+Migration 0007 explains the shape: ``rollup_1d_closed`` holds the days up to
+``rollup_state.closed_through``; ``rollup_1d`` is a view that reads those and aggregates
+every later day, and every (meter, day) marked in ``rollup_dirty``, live from ``readings``.
+* ingest (``mark_dirty_sql``) marks the closed days a write touched -- a filter over the
+  staged batch, so live data costs nothing -- under a FOR SHARE lock on ``rollup_state``;
+* ``maintain`` (a worker's background job) closes the days that ended, recomputes the dirty
+  pairs, and advances ``closed_through`` under FOR UPDATE: no day closes while a write into
+  it is in flight, so the view is exact at every moment, late data included.
+``rebuild`` recomputes closed days from ``readings`` (repair, or after a bulk load).
 
 The 15-minute and hourly levels are views over ``readings`` (migration 0004). With
 TimescaleDB all three are continuous aggregates and nothing here runs.
@@ -18,10 +20,9 @@ TimescaleDB all three are continuous aggregates and nothing here runs.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from typing import Any, Final
 
 import psycopg
@@ -32,73 +33,11 @@ ORIGIN_LOCAL_DAY: Final = datetime(1999, 12, 31, 16, 0, tzinfo=UTC)
 DAY: Final = timedelta(days=1)
 
 Row = tuple[int, datetime, float]
-_TS = itemgetter(1)
-
-
-def touched_ranges(rows: Sequence[Row]) -> tuple[list[int], list[datetime], list[datetime]]:
-    """(meter ids, earliest ts, latest ts) per meter of rows sorted by (meter_id, ts)."""
-    ids: list[int] = []
-    los: list[datetime] = []
-    his: list[datetime] = []
-    i, n = 0, len(rows)
-    key = itemgetter(0)
-    while i < n:
-        meter = rows[i][0]
-        j = bisect_right(rows, meter, lo=i, key=key)
-        ids.append(meter)
-        los.append(rows[i][1])
-        his.append(rows[j - 1][1])
-        i = j
-    return ids, los, his
 
 
 def local_day(ts: datetime) -> datetime:
     """Start (as an aware UTC datetime) of the Asia/Shanghai day containing ``ts``."""
     return ORIGIN_LOCAL_DAY + ((ts - ORIGIN_LOCAL_DAY) // DAY) * DAY
-
-
-def daily_groups(rows: Sequence[Row]) -> list[list[Any]]:
-    """Column lists (meter, day, n, sum, min, max, first_ts, first, last_ts, last) of the
-    rows sorted by (meter_id, ts), one entry per (meter, local day)."""
-    cols: list[list[Any]] = [[] for _ in range(10)]
-    ids, _, _ = touched_ranges(rows)
-    start = 0
-    for meter in ids:
-        end = bisect_right(rows, meter, lo=start, key=itemgetter(0))
-        i = start
-        while i < end:
-            day = local_day(rows[i][1])
-            j = bisect_left(rows, day + DAY, lo=i, hi=end, key=_TS)
-            values = [r[2] for r in rows[i:j]]
-            for col, v in zip(cols, (meter, day, j - i, sum(values), min(values), max(values),
-                                     rows[i][1], rows[i][2], rows[j - 1][1], rows[j - 1][2]), strict=True):
-                col.append(v)
-            i = j
-        start = end
-    return cols
-
-
-_MERGE = """
-INSERT INTO rollup_1d AS d (meter_id, bucket, n, sum_value, min_value, max_value, first_ts, first_value,
-                            last_ts, last_value)
-SELECT * FROM unnest(%s::integer[], %s::timestamptz[], %s::integer[], %s::float8[], %s::float8[], %s::float8[],
-                     %s::timestamptz[], %s::float8[], %s::timestamptz[], %s::float8[])
-ON CONFLICT (meter_id, bucket) DO UPDATE SET
-  n = d.n + EXCLUDED.n,
-  sum_value = d.sum_value + EXCLUDED.sum_value,
-  min_value = least(d.min_value, EXCLUDED.min_value),
-  max_value = greatest(d.max_value, EXCLUDED.max_value),
-  first_ts = least(d.first_ts, EXCLUDED.first_ts),
-  first_value = CASE WHEN EXCLUDED.first_ts < d.first_ts THEN EXCLUDED.first_value ELSE d.first_value END,
-  last_ts = greatest(d.last_ts, EXCLUDED.last_ts),
-  last_value = CASE WHEN EXCLUDED.last_ts > d.last_ts THEN EXCLUDED.last_value ELSE d.last_value END
-"""
-
-
-def merge(conn: psycopg.Connection[Any], inserted: Sequence[Row]) -> None:
-    """Merge rows this transaction inserted (sorted by (meter_id, ts)) into ``rollup_1d``."""
-    if inserted:
-        conn.execute(_MERGE, daily_groups(inserted))
 
 
 _STATS = """
@@ -108,11 +47,72 @@ _STATS = """
 
 
 def rebuild(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> None:
-    """Recompute ``rollup_1d`` exactly from ``readings`` for the local days overlapping
-    [start, end) (as the owner, the ingest role or a superuser)."""
+    """Recompute the closed days overlapping [start, end) exactly from ``readings`` (as the
+    owner, the ingest role or a superuser). Days after ``closed_through`` are live already."""
     lo, hi = local_day(start), local_day(end - timedelta(microseconds=1)) + DAY
-    conn.execute("DELETE FROM rollup_1d WHERE bucket >= %s AND bucket < %s", (lo, hi))
+    conn.execute("DELETE FROM rollup_1d_closed WHERE bucket >= %s AND bucket < %s", (lo, hi))
     conn.execute(f"""
-        INSERT INTO rollup_1d
+        INSERT INTO rollup_1d_closed
         SELECT r.meter_id, date_bin(INTERVAL '1 day', r.ts, {ORIGIN_LOCAL_DAY_SQL}), {_STATS}
         FROM readings r WHERE r.ts >= %s AND r.ts < %s GROUP BY 1, 2""", (lo, hi))
+
+
+def mark_dirty_sql(source: str) -> str:
+    """Mark the closed (meter, day) pairs that rows of ``source`` (rows this transaction
+    inserted) fall into. Takes ``rollup_state`` FOR SHARE: ``maintain`` waits for this
+    transaction before it can close another day."""
+    return f"""
+INSERT INTO rollup_dirty (meter_id, bucket)
+SELECT DISTINCT s.meter_id, date_bin(INTERVAL '1 day', s.ts, {ORIGIN_LOCAL_DAY_SQL})
+FROM {source} s, (SELECT closed_through FROM rollup_state FOR SHARE) st
+WHERE s.ts < st.closed_through + INTERVAL '1 day'
+ON CONFLICT DO NOTHING"""
+
+
+@dataclass(frozen=True, slots=True)
+class MaintainResult:
+    closed_days: int
+    recomputed: int  # dirty (meter, day) pairs recomputed
+    closed_through: datetime | None
+
+
+_RECOMPUTE_DIRTY = f"""
+WITH d AS (DELETE FROM rollup_dirty RETURNING meter_id, bucket)
+INSERT INTO rollup_1d_closed AS c
+SELECT r.meter_id, d.bucket, {_STATS}
+FROM d JOIN readings r ON r.meter_id = d.meter_id AND r.ts >= d.bucket AND r.ts < d.bucket + INTERVAL '1 day'
+GROUP BY r.meter_id, d.bucket
+ON CONFLICT (meter_id, bucket) DO UPDATE SET
+  n = EXCLUDED.n, sum_value = EXCLUDED.sum_value, min_value = EXCLUDED.min_value,
+  max_value = EXCLUDED.max_value, first_ts = EXCLUDED.first_ts, first_value = EXCLUDED.first_value,
+  last_ts = EXCLUDED.last_ts, last_value = EXCLUDED.last_value
+"""
+
+
+def maintain(conn: psycopg.Connection[Any], now: datetime, grace: timedelta = timedelta(hours=1),
+             max_days: int = 3) -> MaintainResult:
+    """Close the local days that ended at least ``grace`` ago (at most ``max_days`` per call,
+    so one call stays short) and recompute the dirty pairs, in one transaction."""
+    with conn.transaction():
+        row = conn.execute("SELECT closed_through FROM rollup_state FOR UPDATE").fetchone()
+        closed_through: datetime | None = row[0] if row else None
+        last_closable = local_day(now - grace) - DAY
+        if closed_through is None:
+            first = conn.execute(
+                "SELECT min(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'public.readings'::regclass").fetchone()
+            if first is None or first[0] is None:
+                return MaintainResult(0, 0, None)
+            day0 = datetime.strptime(first[0][-8:], "%Y%m%d").replace(tzinfo=UTC)
+            start = local_day(day0) - DAY  # the partition's UTC day may begin the local day before
+        else:
+            start = closed_through + DAY
+        closed = 0
+        day = start
+        while day <= last_closable and closed < max_days:
+            rebuild(conn, day, day + DAY)
+            conn.execute("DELETE FROM rollup_dirty WHERE bucket = %s", (day,))
+            closed_through, day, closed = day, day + DAY, closed + 1
+        recomputed = conn.execute(_RECOMPUTE_DIRTY).rowcount
+        conn.execute("UPDATE rollup_state SET closed_through = %s", (closed_through,))
+    return MaintainResult(closed, max(recomputed, 0), closed_through)

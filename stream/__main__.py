@@ -18,7 +18,7 @@ from nxem.kafka import make_consumer, make_producer
 from storage import roles
 from storage.registry import load_meters, load_sites
 from stream import metrics as m
-from stream.postgres import PgStore
+from stream.postgres import PgStore, maintain_rollups
 from stream.registry import build_registry
 from stream.service import Worker, WorkerTopics
 from stream.settings import WorkerSettings
@@ -54,6 +54,23 @@ class RegistryCache:
         return self._snapshot
 
 
+def _rollup_loop(dsn: str, interval_s: float) -> None:
+    """Background job: the daily rollup's closed days (one worker of the group at a time)."""
+    from datetime import UTC, datetime
+
+    while True:
+        try:
+            res = maintain_rollups(dsn, datetime.now(UTC))
+            if res is not None and (res.closed_days or res.recomputed):
+                log.info("rollups closed_days=%s recomputed=%s closed_through=%s",
+                         res.closed_days, res.recomputed, res.closed_through)
+                if res.closed_days:
+                    continue  # catching up: go on without waiting
+        except BackendUnavailable as err:
+            log.warning("rollup maintenance skipped: %s", err)
+        time.sleep(interval_s)
+
+
 def main(settings: WorkerSettings | None = None) -> None:
     s = settings or WorkerSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -62,6 +79,7 @@ def main(settings: WorkerSettings | None = None) -> None:
     dsn = roles.dsn_for("nxem_ingest", s)
     store = PgStore(dsn)
     registry = RegistryCache(dsn, s.worker_registry_refresh_s)
+    threading.Thread(target=_rollup_loop, args=(dsn, s.worker_rollup_interval_s), name="rollups", daemon=True).start()
     engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days))
 
     def on_revoke(_revoked: Any) -> None:

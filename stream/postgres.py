@@ -15,7 +15,7 @@ import psycopg
 
 from nxem.contract import AlertEvent, DeadLetter
 from nxem.errors import BackendUnavailable
-from storage import ingest, queries
+from storage import ingest, queries, rollups
 from stream import metrics as m
 
 log = logging.getLogger(__name__)
@@ -72,3 +72,22 @@ class PgStore:
                 return queries.active_alert_events(conn, site_id)
         except psycopg.OperationalError as err:
             raise self._fail("active alerts", err) from err
+
+
+_MAINTAIN_LOCK = 0x6E78726F  # "nxro": one rollup maintainer per database at a time
+
+
+def maintain_rollups(dsn: str, now: datetime) -> rollups.MaintainResult | None:
+    """Close ended days and recompute dirty ones (native path); None when another worker
+    holds the job or the database is TimescaleDB (continuous aggregates do it there)."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=10, application_name="nxem-rollups") as conn:
+            if ingest.backend(conn) != "native":
+                return None
+            with conn.transaction():
+                got = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_MAINTAIN_LOCK,)).fetchone()
+                if not got or not got[0]:
+                    return None
+                return rollups.maintain(conn, now)
+    except psycopg.OperationalError as err:
+        raise BackendUnavailable(f"PostgreSQL rollup maintenance: {err}") from err
