@@ -7,7 +7,7 @@ import logging
 import queue
 import signal
 import threading
-import time
+from typing import Any
 from datetime import timedelta
 
 import psycopg
@@ -19,43 +19,17 @@ from collector.mqtt import Inbound, MqttOptions, MqttSubscriber
 from collector.normalise import Limits
 from collector.service import Collector, Routing, Topics
 from collector.settings import CollectorSettings
-from nxem.errors import BackendUnavailable
 from nxem.kafka import make_producer
 from storage import roles
 from storage.registry import load_routing
+from storage.watch import RegistryWatcher
 
 log = logging.getLogger(__name__)
 
 
-class RoutingCache:
-    """Registry routing snapshot, refreshed in the background; the loop never waits on it."""
-
-    def __init__(self, dsn: str, refresh_s: float) -> None:
-        self._dsn, self._refresh_s = dsn, refresh_s
-        self._snapshot: Routing = self._load()
-        self._loaded = time.monotonic()
-        self._stop = threading.Event()
-        threading.Thread(target=self._loop, name="routing-refresh", daemon=True).start()
-
-    def _load(self) -> Routing:
-        try:
-            with psycopg.connect(self._dsn, connect_timeout=10) as conn:
-                r = load_routing(conn)
-        except psycopg.Error as err:
-            raise BackendUnavailable(f"registry routing: {err}") from err
-        return r.gateways, r.meters
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._refresh_s):
-            try:
-                self._snapshot = self._load()
-                self._loaded = time.monotonic()
-            except BackendUnavailable as err:
-                log.warning("routing refresh failed, keeping the last snapshot: %s", err)
-            m.ROUTING_AGE.set(time.monotonic() - self._loaded)
-
-    def __call__(self) -> Routing:
-        return self._snapshot
+def _routing(conn: psycopg.Connection[Any]) -> Routing:
+    r = load_routing(conn)
+    return r.gateways, r.meters
 
 
 def main(settings: CollectorSettings | None = None) -> None:
@@ -63,7 +37,8 @@ def main(settings: CollectorSettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if s.collector_metrics_port:
         start_http_server(s.collector_metrics_port, addr="127.0.0.1")
-    routing = RoutingCache(roles.dsn_for("nxem_ingest", s), s.collector_routing_refresh_s)
+    routing = RegistryWatcher(roles.dsn_for("nxem_ingest", s), _routing, s.collector_routing_refresh_s, "routing")
+    m.REGISTRY_VERSION.set_function(lambda: routing.version)
     inbox: queue.Queue[Inbound] = queue.Queue()
     topic_filter = payload.TOPIC_FILTER
     if s.collector_shared_group:

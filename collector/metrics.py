@@ -19,5 +19,5 @@ PRODUCE_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 INBOX = Gauge("nxem_collector_inbox_messages", "MQTT messages received and not yet handled")
-ROUTING_AGE = Gauge("nxem_collector_routing_age_seconds", "age of the registry routing snapshot")
+REGISTRY_VERSION = Gauge("nxem_collector_registry_version", "registry version of the routing snapshot in use")
 READY = Gauge("nxem_collector_ready", "1 once connected and subscribed")

@@ -224,3 +224,9 @@ def load_meters(conn: psycopg.Connection[Any]) -> dict[int, MeterRow]:
         " m.multiplier, m.rollover, m.coefficient, m.product, c.kgce_per_unit"
         " FROM meters m LEFT JOIN coefficients c ON c.id = m.coefficient").fetchall()
     return {r[0]: MeterRow(*r) for r in rows}
+
+
+def registry_version(conn: psycopg.Connection[Any]) -> int:
+    """The registry's version (migration 0008): changes whenever any registry table changes."""
+    row = conn.execute("SELECT version FROM registry_version").fetchone()
+    return int(row[0]) if row else 0

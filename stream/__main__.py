@@ -17,6 +17,7 @@ from nxem.errors import BackendUnavailable
 from nxem.kafka import make_consumer, make_producer
 from storage import roles
 from storage.registry import load_meters, load_sites
+from storage.watch import RegistryWatcher
 from stream import metrics as m
 from stream.postgres import PgStore, maintain_rollups
 from stream.registry import build_registry
@@ -27,31 +28,8 @@ from stream.sites import Registry, SiteEngine
 log = logging.getLogger(__name__)
 
 
-class RegistryCache:
-    """Sites and meters as the rules see them, refreshed in the background."""
-
-    def __init__(self, dsn: str, refresh_s: float) -> None:
-        self._dsn, self._refresh_s = dsn, refresh_s
-        self._snapshot = self._load()
-        threading.Thread(target=self._loop, name="registry-refresh", daemon=True).start()
-
-    def _load(self) -> Registry:
-        try:
-            with psycopg.connect(self._dsn, connect_timeout=10) as conn:
-                return build_registry(load_sites(conn), load_meters(conn))
-        except psycopg.Error as err:
-            raise BackendUnavailable(f"registry: {err}") from err
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(self._refresh_s)
-            try:
-                self._snapshot = self._load()
-            except BackendUnavailable as err:
-                log.warning("registry refresh failed, keeping the last snapshot: %s", err)
-
-    def __call__(self) -> Registry:
-        return self._snapshot
+def _registry(conn: psycopg.Connection[Any]) -> Registry:
+    return build_registry(load_sites(conn), load_meters(conn))
 
 
 def _rollup_loop(dsn: str, interval_s: float) -> None:
@@ -78,7 +56,7 @@ def main(settings: WorkerSettings | None = None) -> None:
         start_http_server(s.worker_metrics_port, addr="127.0.0.1")
     dsn = roles.dsn_for("nxem_ingest", s)
     store = PgStore(dsn)
-    registry = RegistryCache(dsn, s.worker_registry_refresh_s)
+    registry = RegistryWatcher(dsn, _registry, s.worker_registry_refresh_s, "registry")
     threading.Thread(target=_rollup_loop, args=(dsn, s.worker_rollup_interval_s), name="rollups", daemon=True).start()
     engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days))
 
