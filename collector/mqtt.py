@@ -124,3 +124,28 @@ class MqttSubscriber:
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def purge_session(host: str, port: int, client_id: str, username: str | None = None,
+                  password: str | None = None, timeout_s: float = 10.0) -> None:
+    """Remove a persistent session from the broker (connect with a clean start and session
+    expiry 0). A retired collector id must be purged: until its session expires the broker
+    queues every reading for it, in memory and in every autosave of its store."""
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if username:
+        client.username_pw_set(username, password)
+    client.on_connect = lambda *_a: done.set()
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 0
+    try:
+        client.connect(host, port, clean_start=True, properties=props)
+    except OSError as err:
+        raise BackendUnavailable(f"MQTT {host}:{port}: {err}") from err
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s):
+            raise BackendUnavailable(f"MQTT {host}:{port}: no CONNACK in {timeout_s}s while purging {client_id}")
+    finally:
+        client.disconnect()
+        client.loop_stop()

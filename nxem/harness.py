@@ -65,6 +65,8 @@ class Proc:
     popen: subprocess.Popen[bytes]
     metrics_port: int
     log: Path
+    module: str
+    client_id: str
 
     def kill(self, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
         if self.popen.poll() is None:
@@ -105,7 +107,7 @@ class Pipeline:
             popen = subprocess.Popen(
                 [sys.executable, "-m", module], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
             )
-        proc = Proc(name, popen, port, log)
+        proc = Proc(name, popen, port, log, module, env[f"NXEM_{key}_ID"])
         self.procs.append(proc)
 
         def ready() -> bool:
@@ -181,6 +183,11 @@ def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipelin
     finally:
         for proc in reversed(p.procs):
             proc.kill()
+        from collector.mqtt import purge_session
+
+        for proc in p.procs:  # a stopped collector's session would queue every later reading
+            if proc.module == "collector":
+                purge_session(settings.mqtt_host, settings.mqtt_port, proc.client_id)
         delete_topics(settings.kafka_bootstrap, list(topics.values()))
         with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
