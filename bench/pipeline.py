@@ -145,7 +145,8 @@ def raw_kafka(bootstrap: str, topic: str, records: int, size: int) -> tuple[floa
 
 
 # ---------------------------------------------------------------- the pipeline run
-def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, warmup_s: float = 10.0) -> None:
+def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, warmup_s: float = 10.0,
+        alert_probe: bool = True) -> None:
     from simulators.load import LoadConfig, load_fleet_document, run_load
     from simulators.settings import SimulatorSettings
     from storage.registry import load_registry_file, upsert_registry
@@ -186,11 +187,24 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, w
         base = _drain(p, warm.messages_acked * meters, timeout_s=120.0)
         print(f"warm-up: {warm.messages_acked * meters:,} readings published and stored ({base:,})")
 
+        hops = ("gateway_to_collector", "collector_to_poll", "poll_to_stored")
+        h_prod0 = histogram(collector.metrics_port, "nxem_collector_produce_seconds")
+        inbox_max = [0.0]
+
+        def watch_inbox() -> None:
+            while not inbox_stop.is_set():
+                inbox_max[0] = max(inbox_max[0], _gauge(collector.metrics_port, "nxem_collector_inbox_messages"))
+                inbox_stop.wait(0.1)
+
+        inbox_stop = threading.Event()
+        threading.Thread(target=watch_inbox, daemon=True).start()
+        h_hops0 = {h: histogram(worker.metrics_port, f"nxem_worker_{h}_seconds") for h in hops}
         h_stored0 = histogram(worker.metrics_port, "nxem_worker_reading_to_stored_seconds")
         c0, t0 = probe.snapshot(), time.monotonic()
         alert: dict[str, float | str] = {}
         prober = threading.Thread(target=_alert_probe, args=(p, duration_s / 2, alert), daemon=True)
-        prober.start()
+        if alert_probe:
+            prober.start()
         result = run_load(cfg, SimulatorSettings())
         t_pub = time.monotonic()
         stored_at_pub = int(p.sql("SELECT count(*) FROM readings")[0][0]) - base
@@ -198,7 +212,8 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, w
         stored = _drain(p, acked_readings, timeout_s=max(120.0, duration_s * 3))
         t_done = time.monotonic()
         c1 = probe.snapshot()
-        prober.join(timeout=60)
+        if alert_probe:
+            prober.join(timeout=60)
         wall = t_done - t0
         lat = _delta(histogram(worker.metrics_port, "nxem_worker_reading_to_stored_seconds"), h_stored0)
         print(f"load published {result.readings_sent:,} readings in {t_pub - t0:.1f}s, broker acked "
@@ -212,11 +227,32 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, w
         p50, p99 = quantile(lat, 0.50), quantile(lat, 0.99)
         print(f"latency reading->stored p50 {p50:.3f}s  p99 {p99:.3f}s  (gateway send time to DB commit, "
               f"per gateway batch, measured window only)" if p50 is not None and p99 is not None else "latency: no samples")
+        print("latency histogram (share of gateway batches stored within): " + "  ".join(
+            f"≤{le:g}s {n / lat[-1][1]:.3f}" for le, n in lat if le in (0.1, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0)))
+        for h in hops:
+            d = _delta(histogram(worker.metrics_port, f"nxem_worker_{h}_seconds"), h_hops0[h])
+            q50, q99 = quantile(d, 0.5), quantile(d, 0.99)
+            if q50 is not None and q99 is not None:
+                print(f"  hop {h:<22} p50 {q50:.3f}s  p99 {q99:.3f}s")
+        inbox_stop.set()
+        d = _delta(histogram(collector.metrics_port, "nxem_collector_produce_seconds"), h_prod0)
+        q50, q99 = quantile(d, 0.5), quantile(d, 0.99)
+        if q50 is not None and q99 is not None:
+            print(f"  collector MQTT receipt -> Kafka ack p50 {q50:.3f}s  p99 {q99:.3f}s; "
+                  f"inbox max {inbox_max[0]:.0f} messages")
         print(f"latency reading->alert {alert.get('result', 'probe did not finish')}")
         print(f"worker per poll: {stage_seconds(worker.metrics_port)}")
         print("cpu share of one core over the measured window: " + "  ".join(
             f"{k}={(c1[k] - c0[k]) / wall:.2f}" for k in c0) + f"  simulator={result.cpu_fraction:.2f}"
             + f"  total={sum(c1[k] - c0[k] for k in c0) / wall + result.cpu_fraction:.2f}")
+
+
+def _gauge(port: int, name: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def _delta(now: list[tuple[float, float]], before: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -294,8 +330,9 @@ def main() -> None:
     ap.add_argument("--meters", type=int, default=100)
     ap.add_argument("--warmup", type=float, default=10, help="seconds of load before the measured window")
     ap.add_argument("--no-raw", action="store_true", help="skip the raw component figures")
+    ap.add_argument("--no-alert-probe", action="store_true", help="no data centre registered and backfilled mid-run")
     a = ap.parse_args()
-    run(a.rate, a.duration, a.gateways, a.meters, not a.no_raw, a.warmup)
+    run(a.rate, a.duration, a.gateways, a.meters, not a.no_raw, a.warmup, not a.no_alert_probe)
 
 
 if __name__ == "__main__":

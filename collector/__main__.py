@@ -21,15 +21,21 @@ from collector.service import Collector, Routing, Topics
 from collector.settings import CollectorSettings
 from nxem.kafka import make_producer
 from storage import roles
-from storage.registry import load_routing
+from storage.registry import MeterRoute, RowCache, load_routing, route_of
 from storage.watch import RegistryWatcher
 
 log = logging.getLogger(__name__)
 
 
-def _routing(conn: psycopg.Connection[Any]) -> Routing:
-    r = load_routing(conn)
-    return r.gateways, r.meters
+class _RoutingLoader:
+    """Loads the routing, reusing the route objects of unchanged meters across reloads."""
+
+    def __init__(self) -> None:
+        self._cache: RowCache[tuple[str, str], MeterRoute] = RowCache(route_of, lambda r: (r[0], r[1]))
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> Routing:
+        r = load_routing(conn, self._cache)
+        return r.gateways, r.meters
 
 
 def main(settings: CollectorSettings | None = None) -> None:
@@ -37,9 +43,10 @@ def main(settings: CollectorSettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if s.collector_metrics_port:
         start_http_server(s.collector_metrics_port, addr="127.0.0.1")
-    routing = RegistryWatcher(roles.dsn_for("nxem_ingest", s), _routing, s.collector_routing_refresh_s, "routing")
+    routing = RegistryWatcher(roles.dsn_for("nxem_ingest", s), _RoutingLoader(), s.collector_routing_refresh_s, "routing")
     m.REGISTRY_VERSION.set_function(lambda: routing.version)
     inbox: queue.Queue[Inbound] = queue.Queue()
+    m.INBOX.set_function(inbox.qsize)
     topic_filter = payload.TOPIC_FILTER
     if s.collector_shared_group:
         topic_filter = f"$share/{s.collector_shared_group}/{topic_filter}"

@@ -16,11 +16,11 @@ from prometheus_client import start_http_server
 from nxem.errors import BackendUnavailable
 from nxem.kafka import make_consumer, make_producer
 from storage import roles
-from storage.registry import load_meters, load_sites
+from storage.registry import MeterRow, RowCache, load_meters, load_sites
 from storage.watch import RegistryWatcher
 from stream import metrics as m
 from stream.postgres import PgStore, maintain_rollups
-from stream.registry import build_registry
+from stream.registry import SpecCache, build_registry
 from stream.service import Worker, WorkerTopics
 from stream.settings import WorkerSettings
 from stream.sites import Registry, SiteEngine
@@ -28,8 +28,15 @@ from stream.sites import Registry, SiteEngine
 log = logging.getLogger(__name__)
 
 
-def _registry(conn: psycopg.Connection[Any]) -> Registry:
-    return build_registry(load_sites(conn), load_meters(conn))
+class _RegistryLoader:
+    """Loads the rules' registry, reusing the objects of unchanged meters across reloads."""
+
+    def __init__(self) -> None:
+        self._rows: RowCache[int, MeterRow] = RowCache(lambda r: MeterRow(*r), lambda r: r[0])
+        self._specs = SpecCache()
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> Registry:
+        return build_registry(load_sites(conn), load_meters(conn, self._rows), self._specs)
 
 
 def _rollup_loop(dsn: str, interval_s: float) -> None:
@@ -56,7 +63,7 @@ def main(settings: WorkerSettings | None = None) -> None:
         start_http_server(s.worker_metrics_port, addr="127.0.0.1")
     dsn = roles.dsn_for("nxem_ingest", s)
     store = PgStore(dsn)
-    registry = RegistryWatcher(dsn, _registry, s.worker_registry_refresh_s, "registry")
+    registry = RegistryWatcher(dsn, _RegistryLoader(), s.worker_registry_refresh_s, "registry")
     threading.Thread(target=_rollup_loop, args=(dsn, s.worker_rollup_interval_s), name="rollups", daemon=True).start()
     engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days))
 

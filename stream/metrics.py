@@ -21,6 +21,14 @@ WRITE_SECONDS = Histogram("nxem_worker_write_seconds", "database transaction per
 READING_TO_STORED = Histogram(
     "nxem_worker_reading_to_stored_seconds", "gateway send time to database commit, per gateway batch", buckets=_LAT,
 )
+GATEWAY_TO_COLLECTOR = Histogram(
+    "nxem_worker_gateway_to_collector_seconds", "hop: gateway send time to collector receipt (MQTT), per gateway batch",
+    buckets=_LAT,
+)
+COLLECTOR_TO_POLL = Histogram(
+    "nxem_worker_collector_to_poll_seconds", "hop: collector receipt to worker poll (Kafka), per gateway batch", buckets=_LAT,
+)
+POLL_TO_STORED = Histogram("nxem_worker_poll_to_stored_seconds", "hop: worker poll to DB commit, per poll", buckets=_LAT)
 READING_TO_ALERT = Histogram(
     "nxem_worker_reading_to_alert_seconds", "gateway send time to alert published, per poll with alerts", buckets=_LAT,
 )

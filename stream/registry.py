@@ -104,8 +104,25 @@ def meter_spec(m: MeterRowLike) -> MeterSpec:
     )
 
 
-def build_registry(sites: Mapping[int, SiteRowLike], meters: Mapping[int, MeterRowLike]) -> Registry:
-    specs = {mid: meter_spec(m) for mid, m in meters.items()}
+class SpecCache:
+    """Meter specs by meter row identity: storage's RowCache hands back the same row object
+    for an unchanged row, so an unchanged meter keeps its spec across registry reloads."""
+
+    def __init__(self) -> None:
+        self._specs: dict[int, tuple[MeterRowLike, MeterSpec]] = {}
+
+    def specs(self, meters: Mapping[int, MeterRowLike]) -> dict[int, MeterSpec]:
+        old, new = self._specs, {}
+        for mid, m in meters.items():
+            hit = old.get(mid)
+            new[mid] = (m, hit[1] if hit is not None and hit[0] is m else meter_spec(m))
+        self._specs = new
+        return {mid: spec for mid, (_m, spec) in new.items()}
+
+
+def build_registry(sites: Mapping[int, SiteRowLike], meters: Mapping[int, MeterRowLike],
+                   cache: SpecCache | None = None) -> Registry:
+    specs = (cache or SpecCache()).specs(meters)
     by_site: dict[int, dict[int, MeterSpec]] = {}
     for mid, spec in specs.items():
         by_site.setdefault(spec.site_id, {})[mid] = spec

@@ -95,6 +95,7 @@ class Worker:
         if not polled:
             return 0
         t0 = time.perf_counter()
+        polled_at = datetime.now(UTC)
         batches: list[ReadingBatch] = []
         dead: list[DeadLetter] = []  # refused here: published to the dead-letter topic
         stored_dead: list[DeadLetter] = []  # consumed from the dead-letter topic: into the table
@@ -128,6 +129,10 @@ class Worker:
             raise BackendUnavailable(f"Kafka offset commit: {err}") from err
         stored = datetime.now(UTC)
         self._observe(batches, rows, alerts, dead, stored, t0, t1, t2)
+        m.POLL_TO_STORED.observe((stored - polled_at).total_seconds())
+        for b in batches:
+            m.GATEWAY_TO_COLLECTOR.observe((b.received_at - b.sent_at).total_seconds())
+            m.COLLECTOR_TO_POLL.observe((polled_at - b.received_at).total_seconds())
         return len(rows)
 
     def _publish(self, alerts: list[AlertEvent], dead: list[DeadLetter]) -> None:

@@ -109,3 +109,14 @@ def test_unknown_site_is_stored_but_not_evaluated() -> None:
     orphan = ReadingBatch(enterprise_id=ENT, site_id=99, gateway_id="gw", seq=0, sent_at=b.sent_at,
                           received_at=b.sent_at, readings=list(b.readings))
     assert engine.apply([orphan]) == []
+
+
+def test_spec_cache_keeps_specs_of_identical_row_objects() -> None:
+    from stream.registry import SpecCache
+
+    rows = {1: MeterRow(1, 7, "it_load"), 2: MeterRow(2, 7, "total_facility")}
+    cache = SpecCache()
+    first = cache.specs(rows)
+    again = cache.specs({1: rows[1], 2: MeterRow(2, 7, "total_facility", multiplier=2.0)})
+    assert again[1] is first[1]  # same row object: same spec
+    assert again[2] is not first[2] and again[2].multiplier == 2.0
