@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import stat
 import secrets
 import shutil
 import signal
@@ -183,8 +184,22 @@ def _write_config(settings: ServiceSettings) -> None:
         main.write_text(text + "\ninclude_if_exists = 'nxem.conf'\n", encoding="utf-8")
 
 
+def _ensure_traversable(path: Path) -> None:
+    """The server user must reach the data folder: a checkout under a 0700 directory (such
+    as one made by ``mktemp -d``) would stop initdb. Add search permission (o+x: traverse,
+    not list) to each ancestor that lacks it, when running as root."""
+    if not _is_root():
+        return
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+            log.info("added o+x to %s so the %s user can reach the data folder", parent, _PG_OS_USER)
+
+
 def _prepare_dirs(settings: ServiceSettings) -> None:
     procs.ensure_data_dir(settings)
+    _ensure_traversable(settings.resolved_data_dir())
     sock = socket_dir(settings)
     sock.mkdir(parents=True, exist_ok=True)
     sock.chmod(0o755)
