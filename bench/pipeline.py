@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from nxem.harness import Pipeline, create_topics, delete_topics, pipeline, wait_for
+from nxem.harness import Pipeline, create_topics, delete_topics, metric, pipeline
 from nxem.services import ServiceSettings, ensure_up
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -193,7 +193,7 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, w
 
         def watch_inbox() -> None:
             while not inbox_stop.is_set():
-                inbox_max[0] = max(inbox_max[0], _gauge(collector.metrics_port, "nxem_collector_inbox_messages"))
+                inbox_max[0] = max(inbox_max[0], metric(collector.metrics_port, "nxem_collector_inbox_messages") or 0.0)
                 inbox_stop.wait(0.1)
 
         inbox_stop = threading.Event()
@@ -245,14 +245,6 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, w
         print("cpu share of one core over the measured window: " + "  ".join(
             f"{k}={(c1[k] - c0[k]) / wall:.2f}" for k in c0) + f"  simulator={result.cpu_fraction:.2f}"
             + f"  total={sum(c1[k] - c0[k] for k in c0) / wall + result.cpu_fraction:.2f}")
-
-
-def _gauge(port: int, name: str) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    for line in body.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 def _delta(now: list[tuple[float, float]], before: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -6,7 +6,6 @@ import gc
 import logging
 import queue
 import signal
-import threading
 from typing import Any
 from datetime import timedelta
 

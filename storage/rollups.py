@@ -20,7 +20,6 @@ TimescaleDB all three are continuous aggregates and nothing here runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -32,7 +31,6 @@ ORIGIN_LOCAL_DAY_SQL: Final = "TIMESTAMPTZ '2000-01-01 00:00:00+08'"
 ORIGIN_LOCAL_DAY: Final = datetime(1999, 12, 31, 16, 0, tzinfo=UTC)
 DAY: Final = timedelta(days=1)
 
-Row = tuple[int, datetime, float]
 
 
 def local_day(ts: datetime) -> datetime:
