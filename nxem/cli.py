@@ -79,6 +79,35 @@ def demo(
     run_demo(scenario, duration_s)
 
 
+@app.command("mqtt-access")
+def mqtt_access(
+    collector: list[str] = typer.Option(["nxem-collector-1"], help="MQTT user (= NXEM_COLLECTOR_ID) of each collector"),
+    reload: bool = typer.Option(True, help="reload the local broker afterwards"),
+) -> None:
+    """Generate Mosquitto's password file and ACL from the registry's gateways.
+
+    Passwords are created under <data dir>/secrets/mqtt/<user>.password when missing (give each
+    gateway its file); the broker then refuses anonymous clients and lets a gateway publish only
+    to nxem/v1/<its enterprise>/<itself>/readings.
+    """
+    import psycopg
+
+    from collector.access import gateway_accounts, write_access
+    from nxem.services import mosquitto
+    from nxem.services import postgres as pg
+    from nxem.services.settings import ServiceSettings
+
+    s = ServiceSettings()
+    with psycopg.connect(pg.admin_dsn(s)) as conn:
+        gateways = gateway_accounts(conn)
+    files = write_access(mosquitto.mosquitto_dir(s), s.resolved_data_dir() / "secrets" / "mqtt", gateways, collector)
+    typer.echo(f"wrote {files.passwd} and {files.acl} ({files.users} users); "
+               f"passwords in {s.resolved_data_dir() / 'secrets' / 'mqtt'}")
+    if reload:
+        mosquitto.reload_mosquitto(s)
+        typer.echo("broker reloaded: anonymous access is off")
+
+
 @app.command("config-doc")
 def config_doc() -> None:
     """Regenerate docs/configuration.md from the settings classes."""

@@ -2,7 +2,8 @@
 
 The broker runs as a separate process with ``-c <data_dir>/mosquitto/mosquitto.conf`` (never the
 system service). When ``passwd`` and ``acl`` files exist next to the config, anonymous access is
-switched off and they are used; :func:`reload_mosquitto` regenerates the config and sends SIGHUP.
+switched off and they are used (``nxem mqtt-access`` writes them from the registry, see
+``collector.access``); :func:`reload_mosquitto` regenerates the config and sends SIGHUP.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ def _auth_block(settings: ServiceSettings) -> str:
     folder = mosquitto_dir(settings)
     passwd, acl = folder / "passwd", folder / "acl"
     if passwd.exists() and acl.exists():
+        # Client id = user name: one gateway cannot take over another's session.
         return (f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
-                "use_username_as_clientid false")
+                "use_username_as_clientid true")
     return f"allow_anonymous {'true' if settings.mqtt_anonymous else 'false'}"
 
 
