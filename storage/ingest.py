@@ -106,19 +106,16 @@ def _ensure_partitions(conn: psycopg.Connection[Any], st: _ConnState, rows: Sequ
             st.days |= span
 
 
-def _dedupe(rows: list[Row]) -> tuple[list[Row], list[Conflict]]:
-    """Drop repeated keys inside a sorted batch, keeping the first; report differing values."""
+def _dedupe(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """(first row of each key, the later repeats) of a batch sorted by key."""
     out: list[Row] = []
-    conflicts: list[Conflict] = []
-    prev: Row | None = None
+    repeats: list[Row] = []
     for row in rows:
-        if prev is not None and row[0] == prev[0] and row[1] == prev[1]:
-            if row[2] != prev[2]:
-                conflicts.append(Conflict(row[0], row[1], prev[2], row[2]))
-            continue
-        out.append(row)
-        prev = row
-    return out, conflicts
+        if out and row[0] == out[-1][0] and row[1] == out[-1][1]:
+            repeats.append(row)
+        else:
+            out.append(row)
+    return out, repeats
 
 
 _CREATE_STAGE: Final = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
@@ -159,16 +156,22 @@ def _stage(conn: psycopg.Connection[Any], rows: Sequence[Row]) -> None:
 
 def _staged(conn: psycopg.Connection[Any], rows: Sequence[Row], native: bool) -> tuple[int, list[Conflict]]:
     """(inserted count, conflicts) through ON CONFLICT, after dropping in-batch repeats."""
-    unique, conflicts = _dedupe(sorted(rows, key=itemgetter(0, 1)))
+    unique, repeats = _dedupe(sorted(rows, key=itemgetter(0, 1)))
     _stage(conn, unique)
     merge = f", dirty AS ({rollups.mark_dirty_sql('ins')})" if native else ""
     result = conn.execute(_STAGED_HEAD + merge + _STAGED_TAIL).fetchall()
     count = 0
+    conflicts: list[Conflict] = []
     for tag, m, t, a, b in result:
         if tag == "c":
             conflicts.append(Conflict(m, t, a, b))
         else:
             count = int(a)
+    # A repeat inside the batch is judged against the value that is now stored: the earlier
+    # value of the database, else the batch's first row of that key.
+    kept = {(r[0], r[1]): r[2] for r in unique}
+    kept.update({(c.meter_id, c.ts): c.stored_value for c in conflicts})
+    conflicts += [Conflict(m, t, kept[(m, t)], v) for m, t, v in repeats if v != kept[(m, t)]]
     return count, conflicts
 
 

@@ -69,6 +69,18 @@ def test_repeated_keys_inside_one_batch_keep_the_first_sent(db: Db) -> None:
     assert db.sql("SELECT value FROM readings") == [(5.0,)]
 
 
+def test_a_repeat_inside_a_batch_is_judged_against_the_stored_value(db: Db) -> None:
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    with db.connect("nxem_ingest") as conn:
+        write_batch(conn, [(it, T0, 5.0)], [], [])
+        # 7.0 then 5.0 for the stored key: only 7.0 differs from what is stored (5.0)
+        r = write_batch(conn, [(it, T0, 7.0), (it, T0, 5.0)], [], [])
+    assert (r.inserted, r.duplicates) == (0, 2)
+    assert r.conflicts == (Conflict(it, T0, 5.0, 7.0),)
+    assert db.sql("SELECT value FROM readings") == [(5.0,)]
+
+
 def test_late_data_for_a_day_without_partition_is_stored(db: Db) -> None:
     load_demo(db)
     it = meter_ids(db)["gw-zw-a/it-main"]
