@@ -20,6 +20,7 @@ and the translation into the Kafka contract live in ``collector/normalise.py``.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import Annotated, Any, Final
@@ -156,7 +157,10 @@ def _decode_slow(data: bytes) -> tuple[GatewayMessage, list[RejectedReading]]:
     except msgspec.ValidationError as err:
         raise ContractError("invalid_envelope", str(err)) from err
     except msgspec.DecodeError as err:
-        raise ContractError("malformed_json", str(err)) from err
+        lenient = _envelope_with_nonfinite_literals(data)
+        if lenient is None:
+            raise ContractError("malformed_json", str(err)) from err
+        env = lenient
     _check_envelope(env)
     good: list[GatewayReading] = []
     rejected: list[RejectedReading] = []
@@ -165,7 +169,10 @@ def _decode_slow(data: bytes) -> tuple[GatewayMessage, list[RejectedReading]]:
         try:
             r = _READING_DEC.decode(raw_bytes)
         except (msgspec.DecodeError, UnicodeDecodeError) as err:
-            rejected.append(RejectedReading(i, "invalid_reading", str(err), raw_bytes))
+            if _has_nonfinite_value(raw_bytes):
+                rejected.append(RejectedReading(i, "non_finite_value", "value is NaN or Infinity", raw_bytes))
+            else:
+                rejected.append(RejectedReading(i, "invalid_reading", str(err), raw_bytes))
             continue
         problem = _reading_problem(r)
         if problem is None:
@@ -181,6 +188,34 @@ def _decode_slow(data: bytes) -> tuple[GatewayMessage, list[RejectedReading]]:
         readings=good,
     )
     return msg, rejected
+
+
+def _envelope_with_nonfinite_literals(data: bytes) -> _Envelope | None:
+    """The envelope of a message that is JSON except for NaN/Infinity literals (which Python's
+    ``json.dumps`` and other gateway stacks emit), so only those readings are refused; None
+    when the payload is not JSON even so."""
+    if b"NaN" not in data and b"Infinity" not in data:
+        return None
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("readings"), list):
+        return None
+    raws = [msgspec.Raw(json.dumps(r, ensure_ascii=False).encode()) for r in obj["readings"]]
+    try:
+        return msgspec.convert({**obj, "readings": raws}, _Envelope)
+    except msgspec.ValidationError as err:
+        raise ContractError("invalid_envelope", str(err)) from err
+
+
+def _has_nonfinite_value(raw: bytes) -> bool:
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    value = obj.get("value") if isinstance(obj, dict) else None
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def json_schema() -> dict[str, Any]:

@@ -73,8 +73,25 @@ def test_bad_readings_are_rejected_one_by_one_and_good_ones_kept() -> None:
     msg, rejected = payload.decode(raw)
     assert [r.meter for r in msg.readings] == ["a"]
     assert [r.index for r in rejected] == [1, 2, 3, 4, 5]
-    assert all(r.reason_code == "invalid_reading" for r in rejected)
+    assert [r.reason_code for r in rejected] == ["invalid_reading"] * 4 + ["non_finite_value"]
     assert b'"meter":"c"' in rejected[1].raw.replace(b" ", b"")
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_literals_reject_only_their_reading(literal: bytes) -> None:
+    # Python's json.dumps writes these non-standard literals; the good reading beside them stays.
+    m = _msg(readings=[{"meter": "bad", "ts": "2026-11-24T16:00:00+08:00", "value": 0.0},
+                       {"meter": "ok", "ts": "2026-11-24T16:00:00+08:00", "value": 2.5}])
+    raw = json.dumps(m).encode().replace(b'"value": 0.0', b'"value": ' + literal)
+    msg, rejected = payload.decode(raw)
+    assert [(r.meter, r.value) for r in msg.readings] == [("ok", 2.5)]
+    assert [(r.index, r.reason_code) for r in rejected] == [(0, "non_finite_value")]
+
+
+def test_nan_literal_does_not_rescue_a_payload_that_is_not_json() -> None:
+    with pytest.raises(ContractError) as exc:
+        payload.decode(b'{"readings": [NaN, ')
+    assert exc.value.reason_code == "malformed_json"
 
 
 def test_non_utf8_inside_one_reading_rejects_only_that_reading() -> None:
