@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import msgspec
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
@@ -68,27 +69,36 @@ class Worker:
 
     def run(self) -> None:
         backoff = 0.5
+        rewind = False
         while not self._stop.is_set():
             try:
+                if rewind:
+                    self._rewind()
+                    rewind = False
                 self.step()
                 backoff = 0.5
             except BackendUnavailable as err:
-                # Do not commit, do not poll on: seek back to the committed offsets and retry.
+                # Do not commit, do not poll on: seek back to the committed offsets (which may
+                # itself need Kafka, so it is retried here too) and try again after a backoff.
+                # Nothing is buffered meanwhile: memory stays at one poll's records.
                 m.BACKEND_ERRORS.inc()
                 log.warning("backend unavailable, retrying in %.1fs: %s", backoff, err)
-                self._rewind()
+                rewind = True
                 self._stop.wait(backoff)
                 backoff = min(30.0, backoff * 2)
 
     def _rewind(self) -> None:
         """Forget the polled-but-uncommitted records so they are fetched again."""
         self._engine.reset()  # rule state is rebuilt from the database, which did not change
-        for tp in self._consumer.assignment():
-            committed = self._consumer.committed(tp)
-            if committed is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+        try:
+            for tp in self._consumer.assignment():
+                committed = self._consumer.committed(tp)
+                if committed is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+        except KafkaError as err:
+            raise BackendUnavailable(f"Kafka committed offsets: {err}") from err
 
     def step(self) -> int:
         polled = self._consumer.poll(timeout_ms=200, max_records=self._max_records)
@@ -120,8 +130,12 @@ class Worker:
         alerts = self._engine.apply(batches)
         self._publish(alerts, dead)
         t1 = time.perf_counter()
-        self._store.write(rows, alerts, stored_dead)
+        result = self._store.write(rows, alerts, stored_dead)
         t2 = time.perf_counter()
+        refused = self._conflicts(getattr(result, "conflicts", ()), batches, now)
+        if refused:  # after the DB commit, before the offsets: a crash here replays and finds them again
+            self._publish([], refused)
+            dead += refused
         try:
             self._consumer.commit()
         except KafkaError as err:
@@ -134,6 +148,26 @@ class Worker:
             m.GATEWAY_TO_COLLECTOR.observe((b.received_at - b.sent_at).total_seconds())
             m.COLLECTOR_TO_POLL.observe((polled_at - b.received_at).total_seconds())
         return len(rows)
+
+    def _conflicts(self, conflicts: Any, batches: list[ReadingBatch], now: datetime) -> list[DeadLetter]:
+        """A reading whose (meter, ts) is stored with another value is refused, never dropped
+        silently: it becomes a ``conflicting_duplicate`` dead letter (the first value stays)."""
+        if not conflicts:
+            return []
+        owner = {r.meter_id: (b.enterprise_id, b.gateway_id) for b in batches for r in b.readings}
+        out = []
+        for c in conflicts:
+            ent, gw = owner.get(c.meter_id, (None, None))
+            original = msgspec.json.encode({"meter_id": c.meter_id, "ts": c.ts, "value": c.refused_value,
+                                             "stored_value": c.stored_value})
+            out.append(DeadLetter(
+                stage="worker", reason_code="conflicting_duplicate",
+                reason=f"meter {c.meter_id} at {c.ts.isoformat()}: value {c.refused_value!r} differs from the "
+                       f"stored {c.stored_value!r} (first value kept)",
+                received_at=now, source=f"{self._topics.readings}", original=original,
+                enterprise_id=ent, gateway_id=gw,
+            ))
+        return out
 
     def _publish(self, alerts: list[AlertEvent], dead: list[DeadLetter]) -> None:
         if not alerts and not dead:
