@@ -4,7 +4,8 @@ The only domain module allowed to import numpy/scikit-learn. Trained per meter o
 given as plain data (interval start, quantity per hour), with time-of-day features and the deviation
 from the meter's normal rate for that local (Asia/Shanghai) hour and weekday/weekend, so a
 night-time load at daytime level stands out. Seeded:
-the same history and seed give the same model and the same scores.
+the same history and seed give the same model and the same scores. ``day_evidence`` sums up a
+whole scored day for the consumption-anomaly alert (the daily job, ``stream/daily.py``).
 """
 
 from __future__ import annotations
@@ -81,3 +82,50 @@ def score(model: AnomalyModel, points: Sequence[Point]) -> list[float]:
         return []
     x = features(points, model.profile, model.scale)
     return [float(v) - model.threshold for v in -model.forest.score_samples(x)]
+
+
+Scored = tuple[datetime, float, float]  # (interval start, quantity per hour, score: > 0 anomalous)
+
+
+def score_points(model: AnomalyModel, points: Sequence[Point]) -> tuple[Scored, ...]:
+    """The points in time order with their scores (``score``)."""
+    ordered = sorted(points, key=lambda p: p[0])
+    return tuple((ts, rate, s) for (ts, rate), s in zip(ordered, score(model, ordered), strict=True))
+
+
+def anomalous_runs(scored: Sequence[Scored], threshold: float = 0.0) -> list[tuple[Scored, ...]]:
+    """Maximal runs of consecutive points (in the given order) scoring above ``threshold``."""
+    runs: list[tuple[Scored, ...]] = []
+    cur: list[Scored] = []
+    for p in scored:
+        if p[2] > threshold:
+            cur.append(p)
+        elif cur:
+            runs.append(tuple(cur))
+            cur = []
+    if cur:
+        runs.append(tuple(cur))
+    return runs
+
+
+def day_evidence(scored: Sequence[Scored], min_points: int, threshold: float = 0.0) -> tuple[Scored, ...]:
+    """What a whole scored day says, as the points for ``alerts.rules.anomaly.evaluate`` (which
+    judges the newest ``min_points`` points: all above the threshold opens/updates, the newest at
+    or below it clears, anything else leaves the alert as it is):
+
+    * anomalous day -- a run of at least ``min_points`` anomalous points: the run with the
+      highest peak score (ties: the earliest), so the alert carries that run's scores;
+    * clean day -- no point above ``threshold``: the whole day (its newest point clears);
+    * neither -- anomalous points, but fewer than ``min_points`` in a row: the single highest
+      one (too short to open, anomalous so it does not clear: the alert stays as it is);
+    * no points at all: ``()`` (the rule does nothing).
+    """
+    if min_points < 1:
+        raise ValueError(f"min_points must be ≥ 1, got {min_points}")
+    runs = anomalous_runs(scored, threshold)
+    long_runs = [r for r in runs if len(r) >= min_points]
+    if long_runs:
+        return max(long_runs, key=lambda r: max(p[2] for p in r))  # max keeps the first of equals
+    if runs:
+        return (max((p for r in runs for p in r), key=lambda p: p[2]),)
+    return tuple(scored)

@@ -68,6 +68,43 @@ def run_worker() -> None:
     main()
 
 
+@app.command("daily-checks")
+def daily_checks(
+    day: str = typer.Option(..., help="local (Asia/Shanghai) day to check, YYYY-MM-DD; it must have ended"),
+) -> None:
+    """Run the once-a-day checks (daily vs monthly totals, consumption anomalies) for one day now.
+
+    Alerts go to the alerts topic and the database as the workers' job does (NXEM_WORKER_*
+    settings); waits while a worker runs the job. The workers' schedule is not moved.
+    """
+    from datetime import UTC, date, datetime
+
+    from nxem.kafka import make_producer
+    from storage import roles
+    from stream.daily import DailyConfig, day_bounds, kafka_publisher, run_once
+    from stream.settings import WorkerSettings
+
+    try:
+        local_day = date.fromisoformat(day)
+    except ValueError as err:
+        raise typer.BadParameter(f"{day!r} is not a date YYYY-MM-DD", param_hint="--day") from err
+    now = datetime.now(UTC)
+    if day_bounds(local_day)[1] > now:
+        raise typer.BadParameter(f"local day {local_day} has not ended yet", param_hint="--day")
+    s = WorkerSettings()
+    producer = make_producer(s.kafka_bootstrap, f"{s.worker_id}-daily-cli")
+    try:
+        result = run_once(roles.dsn_for("nxem_ingest", s), local_day, now, DailyConfig.from_settings(s),
+                          kafka_publisher(producer, s.topic_alerts))
+    finally:
+        producer.close(timeout=10)
+    typer.echo(f"{result.local_day}: {len(result.transitions)} alert transitions")
+    for e in result.transitions:
+        typer.echo(f"  {e.kind:<8} {e.alert_key} value={e.value}")
+    for k, v in result.summary.items():
+        typer.echo(f"  {k}: {v}")
+
+
 @app.command("demo")
 def demo(
     scenario: Path = typer.Option(Path("examples/scenarios/demo.yaml"), help="scenario to simulate"),

@@ -7,7 +7,8 @@ import logging
 import signal
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from storage import roles
 from storage.registry import MeterRow, RowCache, load_meters, load_sites
 from storage.watch import RegistryWatcher
 from stream import metrics as m
+from stream.daily import DayResult, scheduled_job
 from stream.postgres import PgStore, maintain_rollups
 from stream.registry import SpecCache, build_registry
 from stream.service import Worker, WorkerTopics
@@ -39,20 +41,29 @@ class _RegistryLoader:
         return build_registry(load_sites(conn), load_meters(conn, self._rows), self._specs)
 
 
-def _rollup_loop(dsn: str, interval_s: float) -> None:
-    """Background job: the daily rollup's closed days (one worker of the group at a time)."""
-    from datetime import UTC, datetime
-
+def _rollup_loop(dsn: str, interval_s: float,
+                 daily: Callable[[datetime], list[DayResult] | None] | None = None) -> None:
+    """Background job: the daily rollup's closed days, then the once-a-day checks of the
+    ended local days (``stream.daily``); each one worker of the group at a time."""
     while True:
+        now = datetime.now(UTC)
         try:
-            res = maintain_rollups(dsn, datetime.now(UTC))
+            res = maintain_rollups(dsn, now)
             if res is not None and (res.closed_days or res.recomputed):
                 log.info("rollups closed_days=%s recomputed=%s closed_through=%s",
                          res.closed_days, res.recomputed, res.closed_through)
                 if res.closed_days:
-                    continue  # catching up: go on without waiting
+                    continue  # catching up: go on without waiting (the checks read closed days)
         except BackendUnavailable as err:
             log.warning("rollup maintenance skipped: %s", err)
+        if daily is not None:
+            try:
+                for day in daily(now) or []:
+                    log.info("daily checks local_day=%s summary=%s", day.local_day, day.summary)
+            except BackendUnavailable as err:
+                log.warning("daily checks postponed: %s", err)
+            except Exception:  # noqa: BLE001 - this thread's top level: log once, retry next round
+                log.exception("daily checks failed")
         time.sleep(interval_s)
 
 
@@ -64,7 +75,9 @@ def main(settings: WorkerSettings | None = None) -> None:
     dsn = roles.dsn_for("nxem_ingest", s)
     store = PgStore(dsn)
     registry = RegistryWatcher(dsn, _RegistryLoader(), s.worker_registry_refresh_s, "registry")
-    threading.Thread(target=_rollup_loop, args=(dsn, s.worker_rollup_interval_s), name="rollups", daemon=True).start()
+    daily = scheduled_job(s) if s.worker_daily_checks else None
+    threading.Thread(target=_rollup_loop, args=(dsn, s.worker_rollup_interval_s, daily), name="rollups",
+                     daemon=True).start()
     engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days))
 
     def on_revoke(_revoked: Any) -> None:
