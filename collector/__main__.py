@@ -41,7 +41,7 @@ def main(settings: CollectorSettings | None = None) -> None:
     s = settings or CollectorSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if s.collector_metrics_port:
-        start_http_server(s.collector_metrics_port, addr="127.0.0.1")
+        start_http_server(s.collector_metrics_port, addr=s.metrics_host)
     routing = RegistryWatcher(roles.dsn_for("nxem_ingest", s), _RoutingLoader(), s.collector_routing_refresh_s, "routing")
     m.REGISTRY_VERSION.set_function(lambda: routing.version)
     inbox: queue.Queue[Inbound] = queue.Queue()

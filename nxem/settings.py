@@ -28,6 +28,7 @@ class EndpointSettings(BaseSettings):
     pg_host: str = Field(default="127.0.0.1", description="PostgreSQL host")
     pg_port: int = Field(default=15432, ge=1, le=65535, description="PostgreSQL port")
     pg_db: str = Field(default="nxem", description="PostgreSQL database")
+    metrics_host: str = Field(default="127.0.0.1", description="address the Prometheus /metrics endpoint listens on (0.0.0.0 in a container)")
 
     @property
     def secrets_dir(self) -> Path:

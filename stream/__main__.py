@@ -67,23 +67,39 @@ def _rollup_loop(dsn: str, interval_s: float,
         time.sleep(interval_s)
 
 
+def _owner(consumer: Any, topic: str) -> Callable[[int], bool]:
+    """site id -> True when the collector's key for it (``str(site_id)``, kafka-python's
+    default murmur2 partitioner) lands on a partition assigned to this worker."""
+    from kafka.partitioner.default import DefaultPartitioner
+
+    def owns(site_id: int) -> bool:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            return False
+        mine = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+        return DefaultPartitioner()(str(site_id).encode(), partitions, partitions) in mine
+
+    return owns
+
+
 def main(settings: WorkerSettings | None = None) -> None:
     s = settings or WorkerSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if s.worker_metrics_port:
-        start_http_server(s.worker_metrics_port, addr="127.0.0.1")
+        start_http_server(s.worker_metrics_port, addr=s.metrics_host)
     dsn = roles.dsn_for("nxem_ingest", s)
     store = PgStore(dsn)
     registry = RegistryWatcher(dsn, _RegistryLoader(), s.worker_registry_refresh_s, "registry")
     daily = scheduled_job(s) if s.worker_daily_checks else None
     threading.Thread(target=_rollup_loop, args=(dsn, s.worker_rollup_interval_s, daily), name="rollups",
                      daemon=True).start()
-    engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days))
+    consumer = make_consumer(s.kafka_bootstrap, s.worker_group, s.worker_id)
+    engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days),
+                        owns=_owner(consumer, s.topic_readings))
 
     def on_revoke(_revoked: Any) -> None:
         engine.reset()  # partitions moved: rebuild site state from the database when seen again
 
-    consumer = make_consumer(s.kafka_bootstrap, s.worker_group, s.worker_id)
     from kafka import ConsumerRebalanceListener
 
     class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -98,7 +114,7 @@ def main(settings: WorkerSettings | None = None) -> None:
     producer = make_producer(s.kafka_bootstrap, s.worker_id)
     worker = Worker(
         consumer, producer, WorkerTopics(s.topic_readings, s.topic_alerts, s.topic_deadletter),
-        engine, store, max_records=s.worker_max_poll_records,
+        engine, store, max_records=s.worker_max_poll_records, tick_s=s.worker_silence_check_s,
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 class RuleEngine(Protocol):
     def apply(self, batches: list[ReadingBatch]) -> list[AlertEvent]: ...
+    def tick(self, now: datetime) -> list[AlertEvent]: ...
     def reset(self) -> None: ...
 
 
@@ -59,9 +60,12 @@ class Worker:
         store: Store,
         max_records: int = 2000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tick_s: float = 60.0,
     ) -> None:
         self._consumer, self._producer, self._topics = consumer, producer, topics
         self._engine, self._store, self._max_records, self._clock = engine, store, max_records, clock
+        self._tick_s = tick_s
+        self._next_tick = time.monotonic() + tick_s
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -102,7 +106,12 @@ class Worker:
 
     def step(self) -> int:
         polled = self._consumer.poll(timeout_ms=200, max_records=self._max_records)
-        if not polled:
+        ticked: list[AlertEvent] = []
+        if time.monotonic() >= self._next_tick:
+            # wall-clock rules (silent meters) ride on this poll's publish, transaction and commit
+            ticked = self._engine.tick(self._clock())
+            self._next_tick = time.monotonic() + self._tick_s
+        if not polled and not ticked:
             return 0
         t0 = time.perf_counter()
         polled_at = datetime.now(UTC)
@@ -127,15 +136,15 @@ class Worker:
                     # a broken dead letter is stored directly, never re-published (no loop)
                     (stored_dead if from_dlq else dead).append(refused)
         rows = [(r.meter_id, r.ts, r.value) for b in batches for r in b.readings]
-        alerts = self._engine.apply(batches)
+        alerts = ticked + self._engine.apply(batches)
         self._publish(alerts, dead)
         t1 = time.perf_counter()
         result = self._store.write(rows, alerts, stored_dead)
         t2 = time.perf_counter()
-        refused = self._conflicts(getattr(result, "conflicts", ()), batches, now)
-        if refused:  # after the DB commit, before the offsets: a crash here replays and finds them again
-            self._publish([], refused)
-            dead += refused
+        conflicting = self._conflicts(getattr(result, "conflicts", ()), batches, now)
+        if conflicting:  # after the DB commit, before the offsets: a crash here replays and finds them again
+            self._publish([], conflicting)
+            dead += conflicting
         try:
             self._consumer.commit()
         except KafkaError as err:

@@ -44,9 +44,11 @@ class SiteEngine:
         history: History,
         active_alerts: ActiveAlerts,
         horizon: timedelta,
+        owns: Callable[[int], bool] = lambda _site_id: False,
     ) -> None:
         self._registry, self._history, self._active = registry, history, active_alerts
         self._horizon = horizon
+        self._owns = owns  # site id -> True when its readings come to this worker's partitions
         self._energy: dict[int, se.SiteEnergyState] = {}
         self._rules: dict[int, engine.SiteRulesState] = {}
 
@@ -86,6 +88,25 @@ class SiteEngine:
             self._energy[site_id] = energy
             now = rows[-1][1]  # event time: the newest reading of this site in the poll
             state, events = engine.evaluate_site(rules, self._rules[site_id], energy, specs, now)
+            self._rules[site_id] = state
+            out.extend(events)
+        return out
+
+    def tick(self, now: datetime) -> list[AlertEvent]:
+        """Wall-clock checks (a meter gone silent) of every site this worker is responsible
+        for: the sites it holds, and registered sites of its partitions it has not seen yet
+        (a gateway that died while no worker ran still has its history in the database)."""
+        reg = self._registry()
+        for site_id in reg.sites:
+            if site_id not in self._energy and self._owns(site_id):
+                self._ensure(site_id, reg, now)
+        out: list[AlertEvent] = []
+        for site_id, energy in self._energy.items():
+            rules = reg.sites.get(site_id)
+            if rules is None:
+                continue
+            specs = reg.meters_by_site.get(site_id, {})
+            state, events = engine.evaluate_silence(rules, self._rules[site_id], energy, specs, now)
             self._rules[site_id] = state
             out.extend(events)
         return out

@@ -120,3 +120,40 @@ def test_spec_cache_keeps_specs_of_identical_row_objects() -> None:
     again = cache.specs({1: rows[1], 2: MeterRow(2, 7, "total_facility", multiplier=2.0)})
     assert again[1] is first[1]  # same row object: same spec
     assert again[2] is not first[2] and again[2].multiplier == 2.0
+
+
+def _silent(events: list[AlertEvent]) -> list[tuple[str, int]]:
+    return sorted((e.kind, e.source_id) for e in events if e.rule == "meter_silent")
+
+
+def test_tick_flags_meters_silent_for_four_intervals_by_the_wall_clock() -> None:
+    engine = _engine(_registry())
+    for b in _batches(1.1, 4):  # readings at T0 .. T0 + 1 h
+        engine.apply([b])
+    last = T0 + timedelta(hours=1)
+    # 3 quarter-hours after the last reading: 45 min / 15 min = 3 < 4 missed intervals
+    assert _silent(engine.tick(last + timedelta(minutes=45))) == []
+    # 4 quarter-hours: 60 min / 15 min = 4 ≥ 4 -> both meters silent, opened once
+    assert _silent(engine.tick(last + timedelta(minutes=60))) == [("opened", 1), ("opened", 2)]
+    assert _silent(engine.tick(last + timedelta(minutes=75))) == []  # 5 missed: no repeat
+    # the gateway is back: its readings clear both (event time), and the next tick adds nothing
+    ts = last + timedelta(minutes=90)
+    back = engine.apply([ReadingBatch(enterprise_id=ENT, site_id=7, gateway_id="gw", seq=99, sent_at=ts,
+                                      received_at=ts, readings=[Reading(1, ts, 1e6), Reading(2, ts, 1.2e6)])])
+    assert _silent(back) == [("cleared", 1), ("cleared", 2)]
+    assert _silent(engine.tick(ts + timedelta(minutes=1))) == []
+
+
+def test_tick_loads_an_owned_site_that_sent_nothing_since_the_worker_started() -> None:
+    # the database holds an hour of readings; the gateway died before this worker started
+    stored = [(r.meter_id, r.ts, r.value) for b in _batches(1.1, 4) for r in b.readings]
+
+    def hist(_site: int, _ids: Iterable[int], _since: datetime) -> list[tuple[int, datetime, float]]:
+        return stored
+
+    reg = _registry()
+    now = T0 + timedelta(hours=3)  # 2 h after the last reading: 8 missed quarter-hours
+    mine = SiteEngine(lambda: reg, hist, lambda _s: [], timedelta(days=35), owns=lambda site: site == 7)
+    assert _silent(mine.tick(now)) == [("opened", 1), ("opened", 2)]
+    other = SiteEngine(lambda: reg, hist, lambda _s: [], timedelta(days=35), owns=lambda site: False)
+    assert other.tick(now) == []  # another worker's partition: not this worker's to flag
