@@ -1,25 +1,15 @@
 #!/bin/sh
 # Entrypoint of the nxem image: one sub-command per service.
 #   collector | worker | portal | migrate | help | <any command>
-# The collector and the worker bind /metrics to 127.0.0.1 only (collector/__main__.py,
-# stream/__main__.py). socat relays it on 0.0.0.0 so Prometheus, the compose healthcheck and the
-# Kubernetes probes can reach it: collector 9201 -> 127.0.0.1:$NXEM_COLLECTOR_METRICS_PORT,
-# worker 9202 -> 127.0.0.1:$NXEM_WORKER_METRICS_PORT. Remove the relay once the bind address
-# is a setting.
+# The collector and the worker serve /metrics on $NXEM_METRICS_HOST (default 127.0.0.1):
+# compose and Kubernetes set it to 0.0.0.0 so Prometheus can scrape 9101 / 9102.
 set -eu
-
-relay() {
-    # $1 loopback port of the process, $2 port exposed on every interface
-    socat -lf /dev/stderr "TCP-LISTEN:$2,fork,reuseaddr" "TCP:127.0.0.1:$1" &
-}
 
 cmd="${1:-help}"
 case "$cmd" in
     collector)
-        relay "${NXEM_COLLECTOR_METRICS_PORT:-9101}" 9201
         exec python -m collector ;;
     worker)
-        relay "${NXEM_WORKER_METRICS_PORT:-9102}" 9202
         exec python -m stream ;;
     portal)
         exec python -m portal ;;

@@ -4,7 +4,7 @@
     nxem-probe URL            live: the endpoint answers 200
     nxem-probe URL GAUGE      ready: the endpoint answers and GAUGE (no labels) is >= 1
 
-e.g. ``nxem-probe http://127.0.0.1:9201/metrics nxem_collector_ready``. Exit 0 = healthy.
+e.g. ``nxem-probe http://127.0.0.1:9101/metrics nxem_collector_ready``. Exit 0 = healthy.
 Standard library only: it runs in the container for the compose healthcheck and the
 Kubernetes exec probes.
 """
