@@ -79,7 +79,7 @@ def running(services: ServiceSettings) -> Iterator[tuple[Pipeline, dict[str, Gro
                 path.write_text(yaml.safe_dump(doc, allow_unicode=True))
                 upsert_registry(conn, load_registry_file(path))
         p.start_collector()
-        p.start_worker()
+        p.start_worker(NXEM_WORKER_SILENCE_CHECK_S="2")
         truths = {
             name: run_scenario(parse_scenario(doc, now=start, name=name), SimulatorSettings(), mode="backfill")
             for name, doc in docs.items()
@@ -179,3 +179,17 @@ def test_bad_input_is_dead_lettered_and_good_readings_beside_it_are_stored(
     stored = wait_for(lambda: p.sql("SELECT reason_code FROM dead_letters ORDER BY reason_code"), 30,
                       "dead letters in the table")
     assert sorted(r[0] for r in stored) == codes
+
+
+def test_meters_whose_gateways_went_quiet_are_flagged_silent_by_the_wall_clock(
+    running: tuple[Pipeline, dict[str, GroundTruth]],
+) -> None:
+    p, _ = running
+    # The scenario's last quarter-hour reading is at start + 5 h 45 min with start ≤ now − 7 h:
+    # ≥ 1 h 15 min behind the wall clock = ≥ 5 missed 15-minute intervals ≥ the 4 allowed, so
+    # every one of the 4 meters is silent (the worker checks every 2 s here).
+    rows = wait_for(lambda: (r := p.sql("SELECT m.code, a.value, a.threshold FROM alerts a JOIN meters m ON m.id = a.source_id "
+                                        "WHERE a.source_kind = 'meter' AND a.rule = 'meter_silent' AND a.cleared_at IS NULL"))
+                    and len(r) >= 4 and r, 30, "4 silent meters")
+    assert sorted(code for code, _, _ in rows) == ["facility-main", "facility-main", "it-main", "it-main"]
+    assert all(value >= threshold == 4.0 for _, value, threshold in rows)
