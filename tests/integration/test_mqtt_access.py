@@ -9,7 +9,8 @@ own credentials. Two enterprises, one gateway each:
   nothing, B's meters no reading;
 * A receives none of B's readings, anonymous and wrong-password clients are refused, and A cannot
   take over B's session by claiming B's client id;
-* no password appears in the collector's log, the broker's log or the metrics page.
+* no password (MQTT or database) appears in the collector's or worker's log, the broker's log or
+  config, or the metrics pages.
 """
 
 from __future__ import annotations
@@ -240,15 +241,23 @@ def test_no_password_appears_in_logs_or_metrics(secured: Secured) -> None:
     s = secured
     passwords = [f.read_text().strip() for f in s.secrets.glob("*.password")]
     assert len(passwords) == 3  # the collector and the two gateways
+    # and the database roles' passwords the collector and worker connect with
+    pg_secrets = sorted((s.p.settings.resolved_data_dir() / "secrets").glob("*.password"))
+    assert len(pg_secrets) >= 2
+    passwords += [f.read_text().strip() for f in pg_secrets]
     collector = next(proc for proc in s.p.procs if proc.module == "collector")
+    worker = next(proc for proc in s.p.procs if proc.module == "stream")
     texts = {
         "collector log": collector.log.read_text(errors="replace"),
+        "worker log": worker.log.read_text(errors="replace"),
+        "worker metrics": urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics",
+                                                 timeout=5).read().decode(),
         "broker log": mosquitto.log_path(s.broker).read_text(errors="replace"),
         "broker config": mosquitto.config_path(s.broker).read_text(),
         "password file": (mosquitto.mosquitto_dir(s.broker) / "passwd").read_text(),
         "metrics": urllib.request.urlopen(f"http://127.0.0.1:{collector.metrics_port}/metrics", timeout=5).read().decode(),
     }
-    assert "connected" in texts["collector log"]  # the logs are really there
+    assert "connected" in texts["collector log"] and "worker running" in texts["worker log"]  # really there
     for name, text in texts.items():
         for pw in passwords:
             assert pw not in text, f"a password appears in the {name}"
