@@ -37,6 +37,34 @@ def db_migrate() -> None:
     typer.echo(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
 
 
+@db_app.command("maintain")
+def db_maintain(
+    ahead_days: int = typer.Option(7, min=1, help="create daily partitions of readings this many UTC days ahead"),
+    retain_days: int = typer.Option(0, min=0, help="drop raw-reading partitions older than this many days "
+                                                  "(0 = keep everything; rollups are always kept)"),
+) -> None:
+    """Partition upkeep on plain PostgreSQL (run daily, e.g. from cron): ahead and retention."""
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from nxem.services import postgres as pg
+    from nxem.services.settings import ServiceSettings
+    from storage import partitions
+    from storage.migrate import backend_of
+
+    with psycopg.connect(pg.admin_dsn(ServiceSettings())) as conn:
+        if backend_of(conn) != "native":
+            typer.echo("TimescaleDB: chunks are created and dropped by TimescaleDB's own policies")
+            return
+        try:
+            created, dropped = partitions.maintain(conn, datetime.now(UTC).date(), ahead_days, retain_days or None)
+        except psycopg.errors.UndefinedFunction as err:
+            typer.echo(f"the database is not migrated ({err.diag.message_primary}); run `nxem db migrate`", err=True)
+            raise typer.Exit(1) from err
+    typer.echo(f"partitions created {created}, dropped {dropped}")
+
+
 @registry_app.command("load")
 def registry_load(path: Path) -> None:
     """Load (upsert) a registry or scenario YAML file into the database."""

@@ -3,7 +3,7 @@ dead letters -- connected as the ingest role, like the worker."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -165,3 +165,23 @@ def test_everything_of_a_poll_is_one_transaction(db: Db) -> None:
                              rule="x", kind="opened", severity="bogus", at=T0)  # type: ignore[arg-type]
             write_batch(conn, [(it, T0, 1.0)], [bad], [])
     assert db.sql("SELECT count(*) FROM readings")[0][0] == 0
+
+
+def test_maintain_creates_days_ahead_and_drops_expired_raw_days(db: Db) -> None:
+    if db.timescale:
+        pytest.skip("TimescaleDB path: chunks are managed by TimescaleDB's policies")
+    from storage import partitions
+
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    today = date(2026, 11, 24)
+    old = utc(2026, 9, 1, 4, 0)  # 84 days before today
+    with db.connect("nxem_ingest") as conn:
+        write_batch(conn, [(it, old, 1.0)], [], [])
+    with db.connect() as conn:  # the owner's job (`nxem db maintain`)
+        created, dropped = partitions.maintain(conn, today, ahead_days=3, retain_days=30)
+        days = partitions.existing_days(conn)
+    assert dropped >= 1 and date(2026, 9, 1) not in days
+    assert min(days) >= today - timedelta(days=30)
+    assert {today + timedelta(days=k) for k in range(4)} <= set(days)  # today .. today + 3
+    assert db.sql("SELECT count(*) FROM readings WHERE ts = %s", (old,)) == [(0,)]
