@@ -129,6 +129,19 @@ class Pipeline:
             return conn.execute(query, params).fetchall()
 
 
+def consume_all(topic: str, bootstrap: str, idle_ms: int = 4000) -> list[bytes]:
+    """Every record value of ``topic`` from the beginning (no group, nothing committed); stops
+    after ``idle_ms`` without a new record."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=idle_ms, group_id=None)
+    try:
+        return [rec.value for rec in consumer]
+    finally:
+        consumer.close()
+
+
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
 

@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.payload import MAX_PAYLOAD_BYTES, topic_for
 from nxem import contract
-from nxem.harness import Pipeline, pipeline, wait_for
+from nxem.harness import Pipeline, consume_all, pipeline, wait_for
 from nxem.services import ServiceSettings
 from simulators.scenario import data_centre_document
 from storage.registry import load_registry_file, upsert_registry
@@ -47,7 +47,7 @@ def _good(minute: int) -> dict[str, Any]:
     return {"meter": "it-main", "ts": _ts(minute), "value": 1000.0 + minute}
 
 
-def _msg(readings: list[Any], seq: int, **over: Any) -> dict[str, Any]:
+def _msg(readings: list[Any], seq: int | str, **over: Any) -> dict[str, Any]:
     m = {"schema": "nxem.gateway/1", "enterprise": ENT, "gateway": GW, "seq": seq, "sent_at": _ts(120),
          "readings": readings}
     m.update(over)
@@ -111,16 +111,6 @@ def _collector_invalid(port: int) -> Counter[str]:
     return out
 
 
-def _consume_all(topic: str, bootstrap: str) -> list[bytes]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=4000, group_id=None)
-    try:
-        return [rec.value for rec in consumer]
-    finally:
-        consumer.close()
-
 
 @pytest.fixture(scope="module")
 def running(services: ServiceSettings) -> Iterator[Pipeline]:
@@ -163,7 +153,7 @@ def test_every_kind_of_bad_input_is_dead_lettered_counted_and_good_readings_kept
 
     def dead_codes() -> Counter[str]:
         return Counter(contract.decode_dead_letter(v).reason_code
-                       for v in _consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap))
+                       for v in consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap))
 
     on_topic = wait_for(lambda: (c := dead_codes()) and sum(c.values()) >= sum(expected.values()) and c, 60,
                         "every dead letter on the topic")

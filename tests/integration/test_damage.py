@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from nxem import contract
-from nxem.harness import Pipeline, metric, pipeline, wait_for
+from nxem.harness import Pipeline, consume_all, metric, pipeline, wait_for
 from nxem.services import ServiceSettings, ensure_up
 from nxem.services import kafka as kafka_service
 from nxem.services import mosquitto as mosquitto_service
@@ -172,23 +172,13 @@ def _verify(s: Stream, damage: str, extra: dict[str, Any] | None = None) -> None
     assert open_pue == len(s.hot)
 
     db = {(k, kind, at) for k, kind, at in p.sql("SELECT alert_key, kind, at FROM alert_transitions")}
-    on_topic = [contract.decode_alert(v) for v in _consume_all(p.topics["alerts"], p.settings.kafka_bootstrap)]
+    on_topic = [contract.decode_alert(v) for v in consume_all(p.topics["alerts"], p.settings.kafka_bootstrap)]
     assert {(e.alert_key, e.kind, e.at) for e in on_topic} == db
     duplicates = sum(metric(w.metrics_port, "nxem_worker_duplicate_readings_total") or 0
                      for w in p.procs if w.module == "stream" and w.popen.poll() is None)
     _report(damage, truth, len(rows), len(on_topic), len(db),
             {"duplicates_ignored_by_live_workers": int(duplicates), **(extra or {})})
 
-
-def _consume_all(topic: str, bootstrap: str) -> list[bytes]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=4000, group_id=None)
-    try:
-        return [rec.value for rec in consumer]
-    finally:
-        consumer.close()
 
 
 def _report(damage: str, truth: GroundTruth, stored: int, events: int, transitions: int,

@@ -31,7 +31,7 @@ from simulators.scenario import data_centre_document, parse_scenario
 from simulators.settings import SimulatorSettings
 from simulators.truth import GroundTruth, checksum
 from storage.registry import load_registry_file, upsert_registry
-from nxem.harness import Pipeline, pipeline, wait_for
+from nxem.harness import Pipeline, consume_all, pipeline, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,18 +51,6 @@ def _doc(ent: str, code: str, gw: str, pue: float, start: datetime) -> dict[str,
     doc["enterprises"][0]["sites"][0]["pue_window_hours"] = 1
     return doc
 
-
-def _consume_all(topic: str, bootstrap: str) -> list[bytes]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-        consumer_timeout_ms=3000, group_id=None,
-    )
-    try:
-        return [rec.value for rec in consumer]
-    finally:
-        consumer.close()
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +115,7 @@ def test_pue_above_limit_opens_exactly_one_alert_in_table_and_topic(
     assert threshold == pytest.approx(1.2)
     assert active(cool_site) == []  # 1.1 < 1.2
 
-    events = [contract.decode_alert(v) for v in _consume_all(p.topics["alerts"], p.settings.kafka_bootstrap)]
+    events = [contract.decode_alert(v) for v in consume_all(p.topics["alerts"], p.settings.kafka_bootstrap)]
     pue = [e for e in events if e.rule.startswith("pue")]
     opened = [e for e in pue if e.kind == "opened"]
     assert [(e.alert_key, e.source_id) for e in opened] == [(key, hot_site)]
@@ -172,7 +160,7 @@ def test_bad_input_is_dead_lettered_and_good_readings_beside_it_are_stored(
 
     def dead_codes() -> list[str]:
         return sorted(contract.decode_dead_letter(v).reason_code
-                      for v in _consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap))
+                      for v in consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap))
 
     codes = wait_for(lambda: (c := dead_codes()) and len(c) >= 4 and c, 30, "4 dead letters")
     assert codes == ["future_timestamp", "invalid_reading", "malformed_json", "unknown_meter"]

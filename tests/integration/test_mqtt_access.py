@@ -36,7 +36,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from collector.access import gateway_accounts, password_path, write_access
 from collector.payload import topic_for
 from nxem import contract
-from nxem.harness import Pipeline, free_port, pipeline, wait_for
+from nxem.harness import Pipeline, consume_all, free_port, pipeline, wait_for
 from nxem.services import ServiceSettings, mosquitto
 from simulators.scenario import data_centre_document
 from storage.registry import load_registry_file, upsert_registry
@@ -122,16 +122,6 @@ def _message(ent: str, gw: str, ts: datetime, value: float) -> bytes:
                                                                  "value": value}]}).encode()
 
 
-def _consume_all(topic: str, bootstrap: str) -> list[bytes]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=3000, group_id=None)
-    try:
-        return [rec.value for rec in consumer]
-    finally:
-        consumer.close()
-
 
 @pytest.fixture(scope="module")
 def secured(services: ServiceSettings) -> Iterator[Secured]:
@@ -184,9 +174,9 @@ def test_a_gateway_publishing_under_another_enterprise_is_refused_and_nothing_re
     assert wait_for(lambda: stored(GW_A), 30, "A's own reading stored") == [(555.0,)]
     time.sleep(1.0)  # the spoof was published first: anything of it would be there by now
     assert stored(GW_B) == []
-    batches = [contract.decode_batch(v) for v in _consume_all(p.topics["readings"], p.settings.kafka_bootstrap)]
+    batches = [contract.decode_batch(v) for v in consume_all(p.topics["readings"], p.settings.kafka_bootstrap)]
     assert [(b.enterprise_id, b.gateway_id, [r.value for r in b.readings]) for b in batches] == [(ENT_A, GW_A, [555.0])]
-    assert _consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap) == []
+    assert consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap) == []
 
 
 def test_a_gateway_receives_no_other_gateways_readings(secured: Secured) -> None:
