@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from portal import auth, queries, security, views
+from portal import auth, emissions, queries, security, views
 from portal.auth import Principal
 from portal.db import Database
+from portal.emissions import EmissionFactors
 from portal.queries import AlertFilter
 from portal.schemas import (
     AckRequest, AlertDetailOut, AlertOut, EnergyOut, EnterpriseOut, ErrorOut, MeOut, MeterOut, OverviewOut,
@@ -142,15 +143,30 @@ def readings(meter_id: int, db: Db, start: Start = None, end: End = None, p: Pri
                                        "points": rows})
 
 
+def energy_data(conn: Any, factors: EmissionFactors | None, site_id: int, period: str, d0: date,
+                d1: date) -> dict[str, Any]:
+    """The site's tce series with tCO₂ beside each period (``EnergyOut``-shaped): tCO₂ from the
+    per-meter quantities the tce is summed from, when emission factors are configured."""
+    rows = queries.energy(conn, site_id, period, d0, d1)
+    qty = queries.energy_by_meter(conn, site_id, period, d0, d1) if factors is not None and rows else []
+    meters = queries.tce_meters(conn, site_id) if factors is not None else []
+    em = emissions.beside_tce([r["period_start"] for r in rows], meters, qty, factors)
+    points = [{**r, "tco2": em.tco2.get(r["period_start"]) if em.tco2 is not None else None, "tco2_note": em.note}
+              for r in rows]
+    return {"site_id": site_id, "period": period, "points": points, "tco2_note": em.note,
+            "emission_factors": list(em.used)}
+
+
 @router.get("/sites/{site_id}/energy", response_model=EnergyOut, tags=["series"])
-def energy(site_id: int, db: Db, start: Start = None, end: End = None, period: Period = "day",
+def energy(site_id: int, request: Request, db: Db, start: Start = None, end: End = None, period: Period = "day",
            p: Principal = ANY_ROLE) -> EnergyOut:
-    """Comprehensive energy consumption in tce per local day, month or year."""
+    """Comprehensive energy consumption in tce per local day, month or year, with tCO₂ beside
+    it from the configured emission factors (null, with ``tco2_note``, when it cannot be given)."""
     d0, d1 = views.date_range(start, end)
     with db.tenant(p.user) as conn:
         _site(conn, site_id)
-        rows = queries.energy(conn, site_id, period, d0, d1)
-    return EnergyOut.model_validate({"site_id": site_id, "period": period, "points": rows})
+        data = energy_data(conn, request.app.state.emission_factors, site_id, period, d0, d1)
+    return EnergyOut.model_validate(data)
 
 
 @router.get("/sites/{site_id}/pue", response_model=PueOut, tags=["series"])
@@ -256,7 +272,7 @@ ExportTable = Literal["enterprises", "sites", "meters", "readings", "energy", "p
 
 @router.get("/export/{table}.csv", response_class=PlainTextResponse, tags=["export"],
             responses={200: {"content": {"text/csv": {}}}})
-def export(table: ExportTable, db: Db, p: Principal = ANY_ROLE, start: Start = None, end: End = None,
+def export(table: ExportTable, request: Request, db: Db, p: Principal = ANY_ROLE, start: Start = None, end: End = None,
            site_id: int | None = None, meter_id: int | None = None, enterprise_id: str | None = None,
            product: str | None = None, period: Period = "day", city: str | None = None,
            industry: str | None = None, rule: str | None = None, severity: str | None = None,
@@ -280,7 +296,8 @@ def export(table: ExportTable, db: Db, p: Principal = ANY_ROLE, start: Start = N
         if site_id is None:
             raise HTTPException(400, f"{table} export needs site_id")
         if table == "energy":
-            rows, cols = energy(site_id, db, start, end, period, p).model_dump()["points"], ["period_start", "tce"]
+            rows = energy(site_id, request, db, start, end, period, p).model_dump()["points"]
+            cols = ["period_start", "tce", "tco2", "tco2_note"]
         elif table == "pue":
             rows, cols = pue(site_id, db, start, end, p).model_dump()["points"], ["period_start", "pue"]
         else:

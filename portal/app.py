@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from portal import api, errors, pages, sse, views
 from portal.auth import LoginPolicy
 from portal.db import Database
+from portal.emissions import load_factors
 from portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ def create_app(settings: PortalSettings, dsn: str | None = None,
     app.state.settings = settings
     app.state.db = db
     app.state.secret = settings.load_secret()
+    # read once at start-up: a bad file fails here with its name and line, before serving
+    app.state.emission_factors = (load_factors(settings.emission_factors_file)
+                                  if settings.emission_factors_file is not None else None)
     app.state.policy = LoginPolicy(settings.portal_login_max_failures, settings.portal_login_window_s,
                                    settings.portal_session_ttl_s)
     templates = Jinja2Templates(directory=HERE / "templates")

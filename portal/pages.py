@@ -174,16 +174,17 @@ def site_page(site_id: int, request: Request, db: Database = Depends(auth.get_db
         if meter_id is not None and meter is not None and meter["id"] != meter_id:
             raise HTTPException(404, f"no meter {meter_id} at this site")
         bucket_s, points = queries.readings(conn, meter["id"], t0, t1, 400) if meter else (900, [])
-        energy = queries.energy(conn, site_id, "day", d0, d1)
+        energy = api.energy_data(conn, request.app.state.emission_factors, site_id, "day", d0, d1)
         pue_rows = queries.pue(conn, site_id, d0, d1) if site["kind"] == "data_centre" else None
         products = queries.site_products(conn, site_id)
         unit_rows = [(prod, *queries.unit_product(conn, site_id, prod, d0, d1)) for prod in products]
         site_alerts = queries.list_alerts(conn, api.alert_filter(p, site_id=site_id), 50)
     charts = {
         "readings": views.readings_chart(meter, points, bucket_s),
-        "energy": views.energy_chart(energy),
+        "energy": views.energy_chart(energy["points"]),
         "pue": views.pue_chart(pue_rows, site.get("pue_limit")) if pue_rows is not None else None,
         "unit_product": [views.unit_product_chart(prod, rows, levels) for prod, levels, rows in unit_rows],
     }
     return _render(request, "site.html", p, site=site, meters=meters, meter_id=meter["id"] if meter else None,
-                   charts=charts, alerts=site_alerts, start=d0.isoformat(), end=d1.isoformat(), products=products)
+                   charts=charts, alerts=site_alerts, start=d0.isoformat(), end=d1.isoformat(), products=products,
+                   energy=energy)

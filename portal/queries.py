@@ -128,6 +128,13 @@ def readings(conn: psycopg.Connection[Any], meter_id: int, t0: datetime, t1: dat
 
 # ----------------------------------------------------------------- energy, PUE, unit product
 
+#: Which meters a site's comprehensive energy consumption counts, and with which sign: a data
+#: centre its facility meter; a plant what it consumes less what it exports (GB/T 2589). The
+#: one definition of the boundary, used by the tce sum and by the meters tCO₂ is computed over.
+_TCE_SIGN: Final = ("CASE WHEN s.kind = 'data_centre' AND m.role = 'total_facility' THEN 1"
+                    " WHEN s.kind = 'plant' AND m.role = 'consumed' THEN 1"
+                    " WHEN s.kind = 'plant' AND m.role = 'exported' THEN -1 ELSE 0 END")
+
 _DAILY_QTY = """
 WITH d AS (
   SELECT r.meter_id, r.bucket, r.sum_value, r.first_value, r.last_value,
@@ -137,7 +144,7 @@ WITH d AS (
     AND r.bucket >= %(t0)s - interval '1 day' AND r.bucket < %(t1)s
   WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.bucket)
 ), q AS (
-  SELECT m.site_id, s.kind AS site_kind, m.role, m.product,
+  SELECT m.site_id, m.id AS meter_id, s.kind AS site_kind, m.role, m.product, {sign} AS tce_sign,
          (d.bucket AT TIME ZONE 'Asia/Shanghai')::date AS day,
          coalesce(c.kgce_per_unit, CASE WHEN m.unit = 'kWh' THEN %(kwh)s END) AS kgce_per_unit,
          m.multiplier * CASE
@@ -152,15 +159,16 @@ WITH d AS (
   WHERE d.bucket >= %(t0)s
 ), daily AS (
   SELECT site_id, day,
-         sum(CASE WHEN site_kind = 'data_centre' AND role = 'total_facility' THEN qty * kgce_per_unit
-                  WHEN site_kind = 'plant' AND role = 'consumed' THEN qty * kgce_per_unit
-                  WHEN site_kind = 'plant' AND role = 'exported' THEN -qty * kgce_per_unit
-                  ELSE 0 END) AS kgce,
+         sum(CASE WHEN tce_sign <> 0 THEN tce_sign * qty * kgce_per_unit ELSE 0 END) AS kgce,
          sum(qty) FILTER (WHERE role = 'total_facility') AS facility_kwh,
          sum(qty) FILTER (WHERE role = 'it_load') AS it_kwh
   FROM q GROUP BY site_id, day
 )
-"""
+""".replace("{sign}", _TCE_SIGN)
+
+
+_PERIOD_TRUNC: Final = {"day": "day", "month": "date_trunc('month', day)::date",
+                        "year": "date_trunc('year', day)::date"}
 
 
 def _qty_params(site_ids: Sequence[int], d0: date, d1: date) -> dict[str, Any]:
@@ -170,9 +178,25 @@ def _qty_params(site_ids: Sequence[int], d0: date, d1: date) -> dict[str, Any]:
 
 def energy(conn: psycopg.Connection[Any], site_id: int, period: str, d0: date, d1: date) -> list[dict[str, Any]]:
     """Comprehensive energy consumption (tce) per local day, month or year in [d0, d1]."""
-    trunc = {"day": "day", "month": "date_trunc('month', day)::date", "year": "date_trunc('year', day)::date"}[period]
+    trunc = _PERIOD_TRUNC[period]
     return _all(conn, _DAILY_QTY + f"SELECT {trunc} AS period_start, sum(kgce) / 1000.0 AS tce FROM daily"
                 " GROUP BY 1 ORDER BY 1", _qty_params([site_id], d0, d1))
+
+
+def energy_by_meter(conn: psycopg.Connection[Any], site_id: int, period: str, d0: date,
+                    d1: date) -> list[dict[str, Any]]:
+    """[{period_start, meter_id, qty}]: the per-meter quantities (meter unit × multiplier) the
+    tce of ``energy`` is summed from, for the meters it counts (the tCO₂ beside it)."""
+    trunc = _PERIOD_TRUNC[period]
+    return _all(conn, _DAILY_QTY + f"SELECT {trunc} AS period_start, meter_id, sum(qty) AS qty FROM q"
+                " WHERE tce_sign <> 0 GROUP BY 1, 2 ORDER BY 1, 2", _qty_params([site_id], d0, d1))
+
+
+def tce_meters(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
+    """The site's meters its tce counts (``_TCE_SIGN``), with what a ``MeterSpec`` needs."""
+    return _all(conn, "SELECT m.id, m.site_id, m.code, m.carrier, m.unit, m.role, m.kind, m.multiplier,"
+                " m.coefficient, m.product FROM meters m JOIN sites s ON s.id = m.site_id"
+                f" WHERE m.site_id = %s AND {_TCE_SIGN} <> 0 ORDER BY m.code", (site_id,))
 
 
 def pue(conn: psycopg.Connection[Any], site_id: int, d0: date, d1: date) -> list[dict[str, Any]]:

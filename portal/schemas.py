@@ -82,12 +82,28 @@ class ReadingsOut(_Out):
 class EnergyPoint(_Out):
     period_start: date = Field(description="local (Asia/Shanghai) day, month or year start")
     tce: float = Field(description="comprehensive energy consumption, tonnes of standard coal")
+    tco2: float | None = Field(None, description="CO₂ emissions of the same meters and quantities, tonnes, from the"
+                                                 " configured emission factors; null when none are configured or"
+                                                 " a counted meter has no factor (see tco2_note), never 0 for that")
+    tco2_note: str | None = Field(None, description="why tco2 is null")
+
+
+class EmissionFactorUsed(_Out):
+    meter_id: int
+    meter_code: str
+    key: str = Field(description="coefficient id or carrier the factor is given for")
+    tco2_per_unit: float = Field(description="tonnes of CO₂ per unit, as configured")
+    unit: str
+    source: str = Field(description="the guideline and year the factor comes from")
 
 
 class EnergyOut(_Out):
     site_id: int
     period: Period
     points: list[EnergyPoint]
+    tco2_note: str | None = Field(None, description="why tco2 is null (the same for every point of the site)")
+    emission_factors: list[EmissionFactorUsed] = Field(
+        default_factory=list, description="the factor applied to each meter the tce counts (empty without tco2)")
 
 
 class PuePoint(_Out):

@@ -30,6 +30,9 @@ class PortalSettings(EndpointSettings):
     portal_login_window_s: int = Field(default=300, ge=1, description="login rate-limit window, seconds")
     portal_sse_poll_s: float = Field(default=1.0, gt=0, le=60, description="alert stream database poll period")
     portal_pool_max: int = Field(default=10, ge=1, description="database connections in the portal's pool")
+    emission_factors_file: Path | None = Field(
+        default=None, description="CSV of CO₂ emission factors (key,tco2_per_unit,unit,source) for the tCO₂ shown"
+        " beside tce; unset: no tCO₂ (no factor is built in; see examples/emission_factors.example.csv)")
 
     def secret_path(self) -> Path:
         return self.portal_secret_file or (self.secrets_dir / "portal.secret")
