@@ -22,12 +22,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from analytics import coefficients
 from analytics.pue import grade as pue_grade
 from portal.views import LOCAL, utc_bounds
 
-#: GB/T 2589-2020 Annex A, electricity at calorific value (当量值): 0.1229 kgce/kWh. Used for
-#: data-centre electricity meters registered without a coefficient.
-ELECTRICITY_KGCE_PER_KWH: Final = 0.1229
 #: Key energy-using unit (重点用能单位): annual comprehensive energy consumption ≥ 10 000 tce.
 KEY_USER_TCE: Final = 10_000.0
 
@@ -146,7 +144,7 @@ WITH d AS (
 ), q AS (
   SELECT m.site_id, m.id AS meter_id, s.kind AS site_kind, m.role, m.product, {sign} AS tce_sign,
          (d.bucket AT TIME ZONE 'Asia/Shanghai')::date AS day,
-         coalesce(c.kgce_per_unit, CASE WHEN m.unit = 'kWh' THEN %(kwh)s END) AS kgce_per_unit,
+         f.kgce_per_unit, f.kwh_per_unit, f.t_per_unit,
          m.multiplier * CASE
            WHEN m.kind = 'interval' THEN d.sum_value
            WHEN d.prev_last IS NULL OR d.prev_bucket < d.bucket - interval '25 hours'
@@ -155,13 +153,16 @@ WITH d AS (
            ELSE d.last_value + coalesce(m.rollover, 0) - d.prev_last
          END AS qty
   FROM d JOIN meters m ON m.id = d.meter_id JOIN sites s ON s.id = m.site_id
-  LEFT JOIN coefficients c ON c.id = m.coefficient
+  LEFT JOIN unnest(%(f_ids)s::int[], %(f_kgce)s::float8[], %(f_kwh)s::float8[], %(f_t)s::float8[])
+    AS f(meter_id, kgce_per_unit, kwh_per_unit, t_per_unit) ON f.meter_id = m.id
   WHERE d.bucket >= %(t0)s
 ), daily AS (
   SELECT site_id, day,
-         sum(CASE WHEN tce_sign <> 0 THEN tce_sign * qty * kgce_per_unit ELSE 0 END) AS kgce,
-         sum(qty) FILTER (WHERE role = 'total_facility') AS facility_kwh,
-         sum(qty) FILTER (WHERE role = 'it_load') AS it_kwh
+         -- a counted meter without a conversion makes the day unknown, never a smaller number
+         CASE WHEN bool_or(tce_sign <> 0 AND kgce_per_unit IS NULL) THEN NULL
+              ELSE sum(CASE WHEN tce_sign <> 0 THEN tce_sign * qty * kgce_per_unit ELSE 0 END) END AS kgce,
+         sum(qty * kwh_per_unit) FILTER (WHERE role = 'total_facility') AS facility_kwh,
+         sum(qty * kwh_per_unit) FILTER (WHERE role = 'it_load') AS it_kwh
   FROM q GROUP BY site_id, day
 )
 """.replace("{sign}", _TCE_SIGN)
@@ -171,16 +172,35 @@ _PERIOD_TRUNC: Final = {"day": "day", "month": "date_trunc('month', day)::date",
                         "year": "date_trunc('year', day)::date"}
 
 
-def _qty_params(site_ids: Sequence[int], d0: date, d1: date) -> dict[str, Any]:
+def _qty_params(conn: psycopg.Connection[Any], site_ids: Sequence[int], d0: date, d1: date) -> dict[str, Any]:
+    """Parameters of ``_DAILY_QTY``: the window, and per meter its conversion factors worked out
+    by ``analytics.coefficients`` (GB/T 2589, units scaled) — the one place they are defined."""
     t0, t1 = utc_bounds(d0, d1)
-    return {"sites": list(site_ids), "t0": t0, "t1": t1, "kwh": ELECTRICITY_KGCE_PER_KWH}
+    ids: list[int] = []
+    kgce: list[float | None] = []
+    kwh: list[float | None] = []
+    tonnes: list[float | None] = []
+    for r in _all(conn, "SELECT id, carrier, unit, coefficient FROM meters WHERE site_id = ANY(%s)", (list(site_ids),)):
+        try:
+            base, scale = coefficients.scale_unit(r["unit"])
+        except coefficients.ConversionError:
+            base, scale = "", 0.0
+        try:
+            per_unit: float | None = coefficients.resolve(r["carrier"], r["unit"], r["coefficient"])[0]
+        except coefficients.ConversionError:
+            per_unit = None
+        ids.append(r["id"])
+        kgce.append(per_unit)
+        kwh.append(scale if base == "kWh" else None)
+        tonnes.append(scale / 1000.0 if base == "kg" else None)
+    return {"sites": list(site_ids), "t0": t0, "t1": t1, "f_ids": ids, "f_kgce": kgce, "f_kwh": kwh, "f_t": tonnes}
 
 
 def energy(conn: psycopg.Connection[Any], site_id: int, period: str, d0: date, d1: date) -> list[dict[str, Any]]:
     """Comprehensive energy consumption (tce) per local day, month or year in [d0, d1]."""
     trunc = _PERIOD_TRUNC[period]
-    return _all(conn, _DAILY_QTY + f"SELECT {trunc} AS period_start, sum(kgce) / 1000.0 AS tce FROM daily"
-                " GROUP BY 1 ORDER BY 1", _qty_params([site_id], d0, d1))
+    return _all(conn, _DAILY_QTY + f"SELECT {trunc} AS period_start, CASE WHEN bool_and(kgce IS NOT NULL) THEN sum(kgce) / 1000.0 END AS tce FROM daily"
+                " GROUP BY 1 ORDER BY 1", _qty_params(conn, [site_id], d0, d1))
 
 
 def energy_by_meter(conn: psycopg.Connection[Any], site_id: int, period: str, d0: date,
@@ -189,7 +209,7 @@ def energy_by_meter(conn: psycopg.Connection[Any], site_id: int, period: str, d0
     tce of ``energy`` is summed from, for the meters it counts (the tCO₂ beside it)."""
     trunc = _PERIOD_TRUNC[period]
     return _all(conn, _DAILY_QTY + f"SELECT {trunc} AS period_start, meter_id, sum(qty) AS qty FROM q"
-                " WHERE tce_sign <> 0 GROUP BY 1, 2 ORDER BY 1, 2", _qty_params([site_id], d0, d1))
+                " WHERE tce_sign <> 0 GROUP BY 1, 2 ORDER BY 1, 2", _qty_params(conn, [site_id], d0, d1))
 
 
 def tce_meters(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
@@ -202,7 +222,7 @@ def tce_meters(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, An
 def pue(conn: psycopg.Connection[Any], site_id: int, d0: date, d1: date) -> list[dict[str, Any]]:
     """Daily PUE = facility kWh / IT kWh (no value on a day without IT energy)."""
     return _all(conn, _DAILY_QTY + "SELECT day AS period_start, CASE WHEN it_kwh > 0 THEN facility_kwh / it_kwh END"
-                " AS pue FROM daily ORDER BY 1", _qty_params([site_id], d0, d1))
+                " AS pue FROM daily ORDER BY 1", _qty_params(conn, [site_id], d0, d1))
 
 
 def quota_levels(conn: psycopg.Connection[Any], product: str) -> dict[str, float]:
@@ -218,12 +238,12 @@ def unit_product(conn: psycopg.Connection[Any], site_id: int, product: str, d0: 
     """(quota levels, daily [{period_start, kgce_per_t, output_t}]): the site's comprehensive
     energy consumption over the day's qualified output of ``product`` (a single-product
     boundary; multi-product plants need an allocation the registry does not hold yet)."""
-    rows = _all(conn, _DAILY_QTY + ", out AS (SELECT day, sum(qty) AS t FROM q WHERE role = 'product_output'"
+    rows = _all(conn, _DAILY_QTY + ", out AS (SELECT day, sum(qty * t_per_unit) AS t FROM q WHERE role = 'product_output'"
                 " AND product = %(product)s GROUP BY day)"
                 " SELECT daily.day AS period_start, out.t AS output_t,"
                 " CASE WHEN out.t > 0 THEN daily.kgce / out.t END AS kgce_per_t"
                 " FROM daily LEFT JOIN out ON out.day = daily.day ORDER BY 1",
-                {**_qty_params([site_id], d0, d1), "product": product})
+                {**_qty_params(conn, [site_id], d0, d1), "product": product})
     return quota_levels(conn, product), rows
 
 
@@ -379,7 +399,7 @@ def overview(conn: psycopg.Connection[Any], year: int) -> dict[str, Any]:
     by_site: dict[int, dict[str, Any]] = {}
     if sites and d1 >= d0:
         for r in _all(conn, _DAILY_QTY + "SELECT site_id, sum(kgce) / 1000.0 AS tce, sum(facility_kwh) AS fac,"
-                      " sum(it_kwh) AS it FROM daily GROUP BY site_id", _qty_params([s["id"] for s in sites], d0, d1)):
+                      " sum(it_kwh) AS it FROM daily GROUP BY site_id", _qty_params(conn, [s["id"] for s in sites], d0, d1)):
             by_site[r["site_id"]] = r
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     ent_tce: dict[str, float] = {}

@@ -81,7 +81,9 @@ class ReadingsOut(_Out):
 
 class EnergyPoint(_Out):
     period_start: date = Field(description="local (Asia/Shanghai) day, month or year start")
-    tce: float = Field(description="comprehensive energy consumption, tonnes of standard coal")
+    tce: float | None = Field(description="comprehensive energy consumption, tonnes of standard coal; null when a"
+                                          " counted meter's carrier/unit has no GB/T 2589 conversion (never a"
+                                          " smaller number)")
     tco2: float | None = Field(None, description="CO₂ emissions of the same meters and quantities, tonnes, from the"
                                                  " configured emission factors; null when none are configured or"
                                                  " a counted meter has no factor (see tco2_note), never 0 for that")

@@ -138,3 +138,30 @@ def test_a_bad_factors_file_stops_start_up(portal_settings: PortalSettings, plan
     path = _factors(tmp_path, "electricity,0.0005,m3,test\n")
     with pytest.raises(ConfigError, match=r"NXEM_EMISSION_FACTORS_FILE: factors.csv:2: unit 'm3'"):
         _client(portal_settings, plant, path)
+
+
+def test_tce_scales_the_meters_unit_and_is_unknown_when_a_meter_cannot_be_converted(
+    services: ServiceSettings, portal_settings: PortalSettings, plant: Plant,
+) -> None:
+    from nxem.services import admin_dsn
+
+    t0 = datetime.combine(plant.first_day, time(), LOCAL).astimezone(timezone.utc)
+    with psycopg.connect(admin_dsn(services, dbname=plant.dbname)) as conn:
+        mwh_site, (mwh,) = _site(conn, _uscc("91640200MA7EMD004"), "石嘴山电石", "石嘴山", "calcium_carbide", "plant",
+                                 [("el-mwh", "electricity", "MWh", "consumed", "electricity_calorific", None)])
+        bad_site, (kwh, heat) = _site(conn, _uscc("91640200MA7EME005"), "石嘴山焦化", "石嘴山", "coke", "plant",
+                                      [("el", "electricity", "kWh", "consumed", "electricity_calorific", None),
+                                       ("heat-kwh", "heat", "kWh", "consumed", "heat", None)])  # heat is per GJ
+        conn.commit()
+        six_h = [t0 + timedelta(hours=6 * (k + 1)) - timedelta(seconds=1) for k in range(DAYS * 4)]
+        write_batch(conn, [(mwh, t, 0.25) for t in six_h] + [(kwh, t, 250.0) for t in six_h]
+                    + [(heat, t, 1.0) for t in six_h], [], [])
+        conn.commit()
+    with _client(portal_settings, plant, None) as client:
+        insp = token_for(client, "insp")
+        e = client.get(f"/api/v1/sites/{mwh_site}/energy", headers=insp, params=plant.range).json()
+        # 4 × 0.25 MWh = 1 MWh = 1 000 kWh a day × 0.1229 kgce/kWh = 122.9 kgce = 0.1229 tce
+        assert [p["tce"] for p in e["points"]] == pytest.approx([TCE_PER_DAY] * DAYS)
+        e = client.get(f"/api/v1/sites/{bad_site}/energy", headers=insp, params=plant.range).json()
+        # the heat meter in kWh has no GB/T 2589 conversion: the day's tce is unknown, not 0.1229
+        assert [p["tce"] for p in e["points"]] == [None] * DAYS
