@@ -31,6 +31,8 @@ from nxem.harness import Pipeline, create_topics, delete_topics, metric, pipelin
 from nxem.services import ServiceSettings, ensure_up
 
 CLK = os.sysconf("SC_CLK_TCK")
+#: libyaml's safe dumper when available: the 100 000-meter fleet file took 26 s with the pure one
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 # ---------------------------------------------------------------- process CPU accounting
@@ -171,7 +173,7 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, w
                   f"= {consume * meters:,.0f} readings/s")
         with tempfile.TemporaryDirectory() as tmp, psycopg.connect(p.admin_dsn) as conn:
             path = Path(tmp) / "fleet.yaml"
-            path.write_text(yaml.safe_dump(load_fleet_document(cfg), allow_unicode=True))
+            path.write_text(yaml.dump(load_fleet_document(cfg), Dumper=_DUMPER, allow_unicode=True))
             upsert_registry(conn, load_registry_file(path))
         collector = p.start_collector()
         worker = p.start_worker()
@@ -299,7 +301,7 @@ def _alert_probe(p: Pipeline, delay_s: float, out: dict[str, float | str]) -> No
     doc["enterprises"][0]["sites"][0]["pue_window_hours"] = 1
     with tempfile.TemporaryDirectory() as tmp, psycopg.connect(p.admin_dsn) as conn:
         path = Path(tmp) / "dc.yaml"
-        path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+        path.write_text(yaml.dump(doc, Dumper=_DUMPER, allow_unicode=True))
         upsert_registry(conn, load_registry_file(path))
     time.sleep(2.5)  # the processes pick up the new registry version (1 s refresh in the harness)
     truth = run_scenario(parse_scenario(doc, now=start, name="bench-dc"), SimulatorSettings(), mode="backfill")

@@ -115,7 +115,8 @@ def load_registry_file(path: str | Path) -> Registry:
     except OSError as err:
         raise RegistryError(str(p), "$", f"cannot read: {err.strerror}") from err
     try:
-        doc = yaml.safe_load(text)
+        # libyaml's safe loader when PyYAML has it: same safe subset, ~10x faster on a fleet file
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as err:
         raise RegistryError(str(p), "$", f"not valid YAML: {err}") from err
     return parse_registry(doc, str(p))

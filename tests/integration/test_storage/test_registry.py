@@ -156,3 +156,25 @@ def test_role_dsns_are_masked_for_logs(services: ServiceSettings) -> None:
     masked = roles.masked_dsn("nxem_portal", services)
     assert "***" in masked and roles.read_password("nxem_portal", services.resolved_data_dir() / "secrets") not in masked
     assert "***" in roles.mask(admin_dsn(services))
+
+
+def test_the_registry_version_moves_once_per_transaction(db: Db) -> None:
+    from storage.registry import registry_version
+
+    with db.connect() as conn:
+        v0 = registry_version(conn)
+    load_demo(db)  # one transaction of many statements (3 enterprises, 3 sites, 3 gateways, 8 meters)
+    with db.connect() as conn:
+        v1 = registry_version(conn)
+        conn.execute("UPDATE sites SET pue_limit = 1.25 WHERE code = 'zw-dc-01'")
+        conn.execute("UPDATE sites SET pue_limit = 1.3 WHERE code = 'zw-dc-01'")
+        conn.commit()
+        v2 = registry_version(conn)
+        conn.execute("UPDATE sites SET pue_limit = 1.2 WHERE code = 'zw-dc-01'")
+        conn.rollback()
+        v3 = registry_version(conn)
+        conn.execute("UPDATE sites SET pue_limit = 1.2 WHERE code = 'zw-dc-01'")
+        conn.commit()
+        v4 = registry_version(conn)
+    # +1 per committed transaction, whatever its number of statements; nothing for a rollback
+    assert (v1 - v0, v2 - v1, v3 - v2, v4 - v3) == (1, 1, 0, 1)
