@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 class RuleEngine(Protocol):
     def apply(self, batches: list[ReadingBatch]) -> list[AlertEvent]: ...
     def tick(self, now: datetime) -> list[AlertEvent]: ...
+    @property
+    def sweeping(self) -> bool: ...
     def reset(self) -> None: ...
 
 
@@ -107,10 +109,12 @@ class Worker:
     def step(self) -> int:
         polled = self._consumer.poll(timeout_ms=200, max_records=self._max_records)
         ticked: list[AlertEvent] = []
-        if time.monotonic() >= self._next_tick:
-            # wall-clock rules (silent meters) ride on this poll's publish, transaction and commit
+        if self._engine.sweeping or time.monotonic() >= self._next_tick:
+            # wall-clock rules (silent meters) ride on this poll's publish, transaction and
+            # commit; a sweep over many meters is spread over several polls
+            if not self._engine.sweeping:
+                self._next_tick = time.monotonic() + self._tick_s
             ticked = self._engine.tick(self._clock())
-            self._next_tick = time.monotonic() + self._tick_s
         if not polled and not ticked:
             return 0
         t0 = time.perf_counter()

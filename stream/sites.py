@@ -51,10 +51,12 @@ class SiteEngine:
         self._owns = owns  # site id -> True when its readings come to this worker's partitions
         self._energy: dict[int, se.SiteEnergyState] = {}
         self._rules: dict[int, engine.SiteRulesState] = {}
+        self._sweep: list[int] = []  # sites left in the current silence sweep
 
     def reset(self) -> None:
         self._energy.clear()
         self._rules.clear()
+        self._sweep.clear()
         m.SITES.set(0)
 
     def _ensure(self, site_id: int, reg: Registry, first_ts: datetime) -> None:
@@ -92,21 +94,32 @@ class SiteEngine:
             out.extend(events)
         return out
 
-    def tick(self, now: datetime) -> list[AlertEvent]:
+    @property
+    def sweeping(self) -> bool:
+        """A silence sweep is under way (``tick`` has sites left to check)."""
+        return bool(self._sweep)
+
+    def tick(self, now: datetime, budget: int = 10_000) -> list[AlertEvent]:
         """Wall-clock checks (a meter gone silent) of every site this worker is responsible
         for: the sites it holds, and registered sites of its partitions it has not seen yet
-        (a gateway that died while no worker ran still has its history in the database)."""
+        (a gateway that died while no worker ran still has its history in the database).
+
+        A sweep is spread over calls, about ``budget`` meters each (100 000 meters cost ≈ 0.2 s
+        here: one call would stall that poll); ``sweeping`` tells whether it goes on."""
         reg = self._registry()
-        for site_id in reg.sites:
-            if site_id not in self._energy and self._owns(site_id):
-                self._ensure(site_id, reg, now)
+        if not self._sweep:
+            self._sweep = [sid for sid in reg.sites if sid in self._energy or self._owns(sid)]
         out: list[AlertEvent] = []
-        for site_id, energy in self._energy.items():
+        done = 0
+        while self._sweep and done < budget:
+            site_id = self._sweep.pop()
             rules = reg.sites.get(site_id)
             if rules is None:
                 continue
+            self._ensure(site_id, reg, now)
             specs = reg.meters_by_site.get(site_id, {})
-            state, events = engine.evaluate_silence(rules, self._rules[site_id], energy, specs, now)
+            state, events = engine.evaluate_silence(rules, self._rules[site_id], self._energy[site_id], specs, now)
             self._rules[site_id] = state
             out.extend(events)
+            done += len(specs) + 1
         return out

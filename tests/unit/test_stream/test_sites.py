@@ -157,3 +157,22 @@ def test_tick_loads_an_owned_site_that_sent_nothing_since_the_worker_started() -
     assert _silent(mine.tick(now)) == [("opened", 1), ("opened", 2)]
     other = SiteEngine(lambda: reg, hist, lambda _s: [], timedelta(days=35), owns=lambda site: False)
     assert other.tick(now) == []  # another worker's partition: not this worker's to flag
+
+
+def test_a_silence_sweep_is_spread_over_calls_by_its_budget() -> None:
+    reg = build_registry({s: SiteRow(s, ENT, "data_centre") for s in (7, 8, 9)},
+                         {10 * s + k: MeterRow(10 * s + k, s, role) for s in (7, 8, 9)
+                          for k, role in ((1, "it_load"), (2, "total_facility"))})
+    engine = _engine(reg)
+    engine.apply([ReadingBatch(enterprise_id=ENT, site_id=s, gateway_id="gw", seq=0, sent_at=T0, received_at=T0,
+                               readings=[Reading(10 * s + 1, T0, 1.0), Reading(10 * s + 2, T0, 1.0)])
+                  for s in (7, 8, 9)])
+    later = T0 + timedelta(hours=2)  # 8 quarter-hours missed by all 6 meters
+    # budget 3 = one site per call (2 meters + 1 for the site): three calls for three sites
+    per_call = []
+    while True:
+        per_call.append(len(_silent(engine.tick(later, budget=3))))
+        if not engine.sweeping:
+            break
+    assert per_call == [2, 2, 2]
+    assert _silent(engine.tick(later + timedelta(minutes=1), budget=100)) == []  # a new sweep: nothing new
