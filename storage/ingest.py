@@ -208,8 +208,8 @@ def _write_readings(conn: psycopg.Connection[Any], rows: Sequence[Row], retry: b
 
 _INSERT_TRANSITION = """
 INSERT INTO alert_transitions (alert_key, kind, at, enterprise_id, source_kind, source_id, rule,
-                               severity, value, threshold, details)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                               severity, value, threshold, details, published)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true)  -- the writer published it first
 ON CONFLICT (alert_key, kind, at) DO NOTHING
 RETURNING id
 """

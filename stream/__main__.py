@@ -20,7 +20,7 @@ from storage import roles
 from storage.registry import MeterRow, RowCache, load_meters, load_sites
 from storage.watch import RegistryWatcher
 from stream import metrics as m
-from stream.daily import DayResult, scheduled_job
+from stream.daily import DayResult, kafka_publisher, scheduled_job
 from stream.postgres import PgStore, maintain_rollups
 from stream.registry import SpecCache, build_registry
 from stream.service import Worker, WorkerTopics
@@ -64,6 +64,25 @@ def _rollup_loop(dsn: str, interval_s: float,
                 log.warning("daily checks postponed: %s", err)
             except Exception:  # noqa: BLE001 - this thread's top level: log once, retry next round
                 log.exception("daily checks failed")
+        time.sleep(interval_s)
+
+
+def _outbox_loop(dsn: str, publish: Callable[[list[Any]], None], interval_s: float) -> None:
+    """Background job: publish the transitions others wrote (acknowledgements) to the alerts topic."""
+    from stream.outbox import relay
+
+    conn: psycopg.Connection[Any] | None = None
+    while True:
+        try:
+            if conn is None or conn.closed:
+                conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="nxem-outbox")
+            while relay(conn, publish) > 0:
+                pass  # a backlog: go on without waiting
+        except (BackendUnavailable, psycopg.OperationalError) as err:
+            log.warning("outbox relay postponed: %s", err)
+            if conn is not None:
+                conn.close()
+            conn = None
         time.sleep(interval_s)
 
 
@@ -112,6 +131,8 @@ def main(settings: WorkerSettings | None = None) -> None:
 
     consumer.subscribe([s.topic_readings, s.topic_deadletter], listener=Listener())
     producer = make_producer(s.kafka_bootstrap, s.worker_id)
+    threading.Thread(target=_outbox_loop, args=(dsn, kafka_publisher(producer, s.topic_alerts), s.worker_outbox_interval_s),
+                     name="outbox", daemon=True).start()
     worker = Worker(
         consumer, producer, WorkerTopics(s.topic_readings, s.topic_alerts, s.topic_deadletter),
         engine, store, max_records=s.worker_max_poll_records, tick_s=s.worker_silence_check_s,

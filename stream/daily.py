@@ -278,7 +278,7 @@ def kafka_publisher(producer: KafkaProducer, topic: str) -> Publish:
             for f in futures:
                 f.get(timeout=30)
         except KafkaError as err:
-            raise BackendUnavailable(f"Kafka produce of daily-check alerts: {err}") from err
+            raise BackendUnavailable(f"Kafka produce of alert transitions: {err}") from err
     return publish
 
 

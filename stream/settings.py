@@ -23,3 +23,4 @@ class WorkerSettings(EndpointSettings):
     worker_anomaly_min_points: int = Field(default=2, ge=1, description="consecutive anomalous hours of the checked day that open a consumption_anomaly alert")
     worker_anomaly_seed: int = Field(default=0, description="random seed of the IsolationForest (same history and seed, same scores)")
     worker_silence_check_s: float = Field(default=60.0, gt=0, description="how often (wall clock) a worker checks its sites' meters for silence (meter_silent after N missed intervals)")
+    worker_outbox_interval_s: float = Field(default=2.0, gt=0, description="how often a worker publishes the alert transitions others wrote (acknowledgements from the portal) to the alerts topic")
