@@ -32,7 +32,6 @@ ORIGIN_LOCAL_DAY: Final = datetime(1999, 12, 31, 16, 0, tzinfo=UTC)
 DAY: Final = timedelta(days=1)
 
 
-
 def local_day(ts: datetime) -> datetime:
     """Start (as an aware UTC datetime) of the Asia/Shanghai day containing ``ts``."""
     return ORIGIN_LOCAL_DAY + ((ts - ORIGIN_LOCAL_DAY) // DAY) * DAY
