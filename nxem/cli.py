@@ -135,7 +135,7 @@ def daily_checks(
 
 @app.command("demo")
 def demo(
-    scenario: Path = typer.Option(Path("examples/scenarios/demo.yaml"), help="scenario to simulate"),
+    scenario: Path = typer.Option(Path("examples/scenarios/demo-fleet.yaml"), help="scenario to simulate"),
     duration_s: float = typer.Option(0, help="stop after this many seconds (0 = until Ctrl-C)"),
 ) -> None:
     """Start everything locally and run a simulated Ningxia fleet; prints where to look."""

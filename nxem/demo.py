@@ -2,8 +2,8 @@
 
 Starts (idempotently) Mosquitto, Kafka and PostgreSQL; migrates the database; loads the
 scenario's registry; starts the collector, one worker and the portal as child processes;
-publishes the scenario through the gateway simulators; prints where to look; and stops its
-child processes on Ctrl-C or after ``duration_s``. The services stay up (``nxem services down``).
+publishes the scenario through the gateway simulators (its history at full speed, then live);
+prints where to look; and stops its child processes on Ctrl-C or after ``duration_s``. The services stay up (``nxem services down``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -20,6 +23,7 @@ from rich.console import Console
 
 from nxem.services import ServiceSettings, admin_dsn, ensure_up
 from nxem.settings import REPO_ROOT
+from simulators.scenario import Scenario
 
 console = Console()
 
@@ -66,9 +70,21 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
         for name, p in procs.items():
             if p.poll() is not None:
                 raise SystemExit(f"{name} exited with {p.returncode}; see {log_dir / f'demo-{name}.log'}")
-        console.print(f"simulating {scenario_path} …")
-        truth = run_scenario(load_scenario(scenario_path), SimulatorSettings())
-        console.print(f"published {truth.readings} readings in {truth.messages} MQTT messages")
+        sc = live_scenario(load_scenario(scenario_path), duration_s)
+        console.print(f"simulating {scenario_path}: its history from {sc.simulation.start:%Y-%m-%d %H:%M} UTC at "
+                      f"full speed, then live every {sc.simulation.interval} until stopped")
+        published: list[int] = []
+
+        def simulate() -> None:
+            try:
+                truth = run_scenario(sc, SimulatorSettings(), mode="realtime",
+                                     progress=lambda k, _n: published.append(k) if k == caught_up else None)
+                console.print(f"published {truth.readings} readings in {truth.messages} MQTT messages")
+            except Exception as err:  # noqa: BLE001 - shown, the demo's other parts keep running
+                console.print(f"[red]simulator stopped: {err}")
+
+        caught_up = int((datetime.now(UTC) - sc.simulation.start) // sc.simulation.interval)
+        threading.Thread(target=simulate, name="simulator", daemon=True).start()
         console.rule("where to look")
         console.print("portal:            http://127.0.0.1:8080/  (logins below)")
         for user, password, role in logins:
@@ -81,6 +97,8 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
         deadline = time.monotonic() + duration_s if duration_s > 0 else None
         while deadline is None or time.monotonic() < deadline:
             time.sleep(1)
+            if published and published.pop():
+                console.print("history published: live from now on")
             for name, p in procs.items():
                 if p.poll() is not None:
                     raise SystemExit(f"{name} exited with {p.returncode}; see {log_dir / f'demo-{name}.log'}")
@@ -96,6 +114,16 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
         console.print("demo processes stopped")
+
+
+def live_scenario(sc: Scenario, duration_s: float) -> Scenario:
+    """The scenario's history up to now, then on in real time: realtime mode publishes past
+    intervals at once and each later one when the wall clock reaches it; one continuous run,
+    so the registers go on counting instead of restarting."""
+    sim = sc.simulation
+    live_for = timedelta(seconds=duration_s) if duration_s > 0 else timedelta(days=365)
+    end = max(sim.end, datetime.now(UTC) + live_for)
+    return replace(sc, simulation=replace(sim, end=end, mode="realtime"))
 
 
 def _masked(dsn: str) -> str:
