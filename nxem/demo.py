@@ -113,6 +113,13 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        # The simulator stopped with the demo: nothing is on its way to the collector, and its
+        # persistent session would otherwise queue every later reading on this broker (tests,
+        # benchmarks) for its 7-day expiry.
+        from collector.mqtt import purge_session
+        from collector.settings import CollectorSettings
+
+        purge_session(settings.mqtt_host, settings.mqtt_port, CollectorSettings().collector_id)
         console.print("demo processes stopped")
 
 
