@@ -8,7 +8,7 @@ enterprises' rows -- an id that belongs to someone else is simply 404.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -143,26 +143,46 @@ def readings(meter_id: int, db: Db, start: Start = None, end: End = None, p: Pri
                                        "points": rows})
 
 
+def check_energy_range(period: str, d0: date, d1: date) -> None:
+    """422 when a fine period is asked for more local days than ``queries.MAX_DAYS`` allows."""
+    limit = queries.MAX_DAYS.get(period)
+    days = (d1 - d0).days + 1
+    if limit is not None and days > limit:
+        raise HTTPException(422, f"period={period} covers at most {limit} local days per request"
+                                 f" ({days} asked for: {d0} to {d1}); narrow start/end or use a longer period")
+
+
 def energy_data(conn: Any, factors: EmissionFactors | None, site_id: int, period: str, d0: date,
                 d1: date) -> dict[str, Any]:
     """The site's tce series with tCO₂ beside each period (``EnergyOut``-shaped): tCO₂ from the
-    per-meter quantities the tce is summed from, when emission factors are configured."""
+    per-meter quantities the tce is summed from, when emission factors are configured.
+    Quarter-hour and hour starts are given in local time (+08:00)."""
+    check_energy_range(period, d0, d1)
     rows = queries.energy(conn, site_id, period, d0, d1)
     qty = queries.energy_by_meter(conn, site_id, period, d0, d1) if factors is not None and rows else []
     meters = queries.tce_meters(conn, site_id) if factors is not None else []
     em = emissions.beside_tce([r["period_start"] for r in rows], meters, qty, factors)
-    points = [{**r, "tco2": em.tco2.get(r["period_start"]) if em.tco2 is not None else None, "tco2_note": em.note}
+    points = [{**r, "period_start": _local(r["period_start"]),
+               "tco2": em.tco2.get(r["period_start"]) if em.tco2 is not None else None, "tco2_note": em.note}
               for r in rows]
     return {"site_id": site_id, "period": period, "points": points, "tco2_note": em.note,
             "emission_factors": list(em.used)}
 
 
+def _local(v: date) -> date:
+    return v.astimezone(views.LOCAL) if isinstance(v, datetime) else v
+
+
 @router.get("/sites/{site_id}/energy", response_model=EnergyOut, tags=["series"])
 def energy(site_id: int, request: Request, db: Db, start: Start = None, end: End = None, period: Period = "day",
            p: Principal = ANY_ROLE) -> EnergyOut:
-    """Comprehensive energy consumption in tce per local day, month or year, with tCO₂ beside
-    it from the configured emission factors (null, with ``tco2_note``, when it cannot be given)."""
+    """Comprehensive energy consumption in tce per quarter-hour (``15min``, at most 31 days),
+    hour (``hour``, at most 366 days), local day, month or year, or (``rolling12``) over the
+    365 local days ending at each day of the range (the data-centre 10 000 tce rule's window);
+    with tCO₂ beside it from the configured emission factors (null, with ``tco2_note``, when
+    it cannot be given). A longer range than a fine period allows is refused with 422."""
     d0, d1 = views.date_range(start, end)
+    check_energy_range(period, d0, d1)
     with db.tenant(p.user) as conn:
         _site(conn, site_id)
         data = energy_data(conn, request.app.state.emission_factors, site_id, period, d0, d1)
@@ -298,6 +318,8 @@ def export(table: ExportTable, request: Request, db: Db, p: Principal = ANY_ROLE
         if table == "energy":
             rows = energy(site_id, request, db, start, end, period, p).model_dump()["points"]
             cols = ["period_start", "tce", "tco2", "tco2_note"]
+            if period == "rolling12":
+                cols += ["window_start", "data_from"]
         elif table == "pue":
             rows, cols = pue(site_id, db, start, end, p).model_dump()["points"], ["period_start", "pue"]
         else:

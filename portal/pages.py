@@ -18,11 +18,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from portal import api, auth, queries, security, views
 from portal.auth import BadCredentials, Principal, RateLimited
 from portal.db import Database
+from portal.schemas import Period
 
 router = APIRouter(include_in_schema=False)
 
 REGION = auth.page_require("inspector", "operator")
 ANY = auth.page_require("inspector", "operator", "enterprise")
+
+#: The energy table's period selector (``portal.schemas.Period``), in display order.
+PERIOD_LABELS: dict[str, str] = {"15min": "quarter-hour", "hour": "hour", "day": "local day",
+                                 "month": "local month", "year": "calendar year",
+                                 "rolling12": "rolling 12 months (365 local days ending that day)"}
 
 
 def _render(request: Request, name: str, p: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -162,7 +168,8 @@ def sites_page(request: Request, db: Database = Depends(auth.get_db), p: Princip
 
 @router.get("/sites/{site_id}")
 def site_page(site_id: int, request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY,
-              start: date | None = None, end: date | None = None, meter_id: int | None = None) -> HTMLResponse:
+              start: date | None = None, end: date | None = None, meter_id: int | None = None,
+              period: Period = "day") -> HTMLResponse:
     d0, d1 = views.date_range(start, end)
     t0, t1 = views.utc_bounds(d0, d1)
     with db.tenant(p.user) as conn:
@@ -174,7 +181,14 @@ def site_page(site_id: int, request: Request, db: Database = Depends(auth.get_db
         if meter_id is not None and meter is not None and meter["id"] != meter_id:
             raise HTTPException(404, f"no meter {meter_id} at this site")
         bucket_s, points = queries.readings(conn, meter["id"], t0, t1, 400) if meter else (900, [])
-        energy = api.energy_data(conn, request.app.state.emission_factors, site_id, "day", d0, d1)
+        factors = request.app.state.emission_factors
+        energy = api.energy_data(conn, factors, site_id, "day", d0, d1)
+        table, table_error = energy, None
+        if period != "day":
+            try:
+                table = api.energy_data(conn, factors, site_id, period, d0, d1)
+            except HTTPException as err:  # a range too long for the period: say so, keep the page
+                table, table_error = {**energy, "points": []}, str(err.detail)
         pue_rows = queries.pue(conn, site_id, d0, d1) if site["kind"] == "data_centre" else None
         products = queries.site_products(conn, site_id)
         unit_rows = [(prod, *queries.unit_product(conn, site_id, prod, d0, d1)) for prod in products]
@@ -187,4 +201,4 @@ def site_page(site_id: int, request: Request, db: Database = Depends(auth.get_db
     }
     return _render(request, "site.html", p, site=site, meters=meters, meter_id=meter["id"] if meter else None,
                    charts=charts, alerts=site_alerts, start=d0.isoformat(), end=d1.isoformat(), products=products,
-                   energy=energy)
+                   energy=table, period=period, periods=PERIOD_LABELS, energy_error=table_error)

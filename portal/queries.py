@@ -5,10 +5,11 @@ Every function runs inside a transaction the caller has bound to a tenant
 site, a city), never by who is asking -- row-level security (and the tenant views
 ``v_readings``/``v_rollup_*`` built on it) removes the rows the principal may not see.
 
-Energy arithmetic here is the SQL form of the storage rollups: per meter and local day, an
-interval meter's quantity is its sum, a register meter's the increase of its last value over
-the previous day's (rollover-corrected); times the meter multiplier; times the GB/T 2589
-coefficient of the meter (``coefficients``) gives kgce.
+Energy arithmetic here is the SQL form of the storage rollups (``_QTY_SQL``, one formula for
+every grain): per meter and local day, hour or quarter-hour, an interval meter's quantity is
+its sum, a register meter's the increase of its last value over the previous bucket's
+(rollover-corrected); times the meter multiplier; times the GB/T 2589 coefficient of the meter
+(``coefficients``) gives kgce.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from alerts.rules.annual import AnnualTceRule
 from analytics import coefficients
 from analytics.pue import grade as pue_grade
 from portal.views import LOCAL, utc_bounds
@@ -133,47 +135,88 @@ _TCE_SIGN: Final = ("CASE WHEN s.kind = 'data_centre' AND m.role = 'total_facili
                     " WHEN s.kind = 'plant' AND m.role = 'consumed' THEN 1"
                     " WHEN s.kind = 'plant' AND m.role = 'exported' THEN -1 ELSE 0 END")
 
-_DAILY_QTY = """
-WITH d AS (
+#: The rollup each grain reads: Asia/Shanghai days, and UTC-aligned 15-minute and hourly
+#: buckets (whole hours, so they are local quarter-hours and hours too) -- migrations 0004,
+#: 0006, 0007 (with TimescaleDB the continuous aggregates of the same names).
+Grain = Literal["15min", "hour", "day"]
+_ROLLUP: Final[dict[Grain, str]] = {"15min": "v_rollup_15m", "hour": "v_rollup_1h", "day": "v_rollup_1d"}
+
+# Per meter and bucket of one grain: an interval meter's quantity is its sum; a register
+# meter's the increase of its last value over ``base``, plus ``rollover`` when it went down
+# (a wrap), times the meter multiplier. ``base`` is the previous bucket's last value when that
+# bucket lies in the previous local day or later, else (the meter's first bucket, or its first
+# after a whole local day without readings) the bucket's own first value. At day grain that is
+# "the previous day has data"; at finer grains the buckets of a day chain through the day and
+# the first one chains into the previous day exactly where the day does, so the buckets of a
+# day telescope to the day's figure (one wrap a day at most, as the day rule assumes). One
+# formula for every grain: the tce of quarter-hours, hours and days cannot disagree.
+_QTY_SQL = """
+WITH lagged AS (
   SELECT r.meter_id, r.bucket, r.sum_value, r.first_value, r.last_value,
          lag(r.last_value) OVER w AS prev_last, lag(r.bucket) OVER w AS prev_bucket
-  FROM v_rollup_1d r
+  FROM {rollup} r
   WHERE r.meter_id IN (SELECT id FROM meters WHERE site_id = ANY(%(sites)s))
     AND r.bucket >= %(t0)s - interval '1 day' AND r.bucket < %(t1)s
   WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.bucket)
+), d AS (
+  SELECT l.*, CASE WHEN l.prev_last IS NULL
+                     OR l.prev_bucket < date_bin(interval '1 day', l.bucket, TIMESTAMPTZ '2000-01-01 00:00:00+08')
+                                        - interval '1 day'
+                   THEN l.first_value ELSE l.prev_last END AS base
+  FROM lagged l
 ), q AS (
   SELECT m.site_id, m.id AS meter_id, s.kind AS site_kind, m.role, m.product, {sign} AS tce_sign,
-         (d.bucket AT TIME ZONE 'Asia/Shanghai')::date AS day,
+         d.bucket, (d.bucket AT TIME ZONE 'Asia/Shanghai')::date AS day,
          f.kgce_per_unit, f.kwh_per_unit, f.t_per_unit,
          m.multiplier * CASE
            WHEN m.kind = 'interval' THEN d.sum_value
-           WHEN d.prev_last IS NULL OR d.prev_bucket < d.bucket - interval '25 hours'
-             THEN d.last_value - d.first_value
-           WHEN d.last_value >= d.prev_last THEN d.last_value - d.prev_last
-           ELSE d.last_value + coalesce(m.rollover, 0) - d.prev_last
+           WHEN d.last_value >= d.base THEN d.last_value - d.base
+           ELSE d.last_value + coalesce(m.rollover, 0) - d.base
          END AS qty
   FROM d JOIN meters m ON m.id = d.meter_id JOIN sites s ON s.id = m.site_id
   LEFT JOIN unnest(%(f_ids)s::int[], %(f_kgce)s::float8[], %(f_kwh)s::float8[], %(f_t)s::float8[])
     AS f(meter_id, kgce_per_unit, kwh_per_unit, t_per_unit) ON f.meter_id = m.id
   WHERE d.bucket >= %(t0)s
-), daily AS (
-  SELECT site_id, day,
-         -- a counted meter without a conversion makes the day unknown, never a smaller number
+), totals AS (
+  SELECT site_id, bucket, day,
+         -- a counted meter without a conversion makes the bucket unknown, never a smaller number
          CASE WHEN bool_or(tce_sign <> 0 AND kgce_per_unit IS NULL) THEN NULL
               ELSE sum(CASE WHEN tce_sign <> 0 THEN tce_sign * qty * kgce_per_unit ELSE 0 END) END AS kgce,
          sum(qty * kwh_per_unit) FILTER (WHERE role = 'total_facility') AS facility_kwh,
          sum(qty * kwh_per_unit) FILTER (WHERE role = 'it_load') AS it_kwh
-  FROM q GROUP BY site_id, day
+  FROM q GROUP BY site_id, bucket, day
 )
 """.replace("{sign}", _TCE_SIGN)
 
 
-_PERIOD_TRUNC: Final = {"day": "day", "month": "date_trunc('month', day)::date",
-                        "year": "date_trunc('year', day)::date"}
+def _qty_sql(grain: Grain) -> str:
+    """CTEs ``q`` (per meter and bucket) and ``totals`` (per site and bucket) at ``grain``."""
+    return _QTY_SQL.replace("{rollup}", _ROLLUP[grain])
+
+
+_DAILY_QTY: Final = _qty_sql("day")
+
+# The energy periods (``portal.schemas.Period``) but ``rolling12``: the grain each is summed
+# from and the expression of its start (a unit test keeps these and the schema in step).
+_PERIOD_GRAIN: Final[dict[str, Grain]] = {"15min": "15min", "hour": "hour", "day": "day", "month": "day",
+                                          "year": "day"}
+_PERIOD_TRUNC: Final = {"15min": "bucket", "hour": "bucket", "day": "day",
+                        "month": "date_trunc('month', day)::date", "year": "date_trunc('year', day)::date"}
+
+#: Longest range (local days) a fine period may be asked for: 31 × 96 = 2 976 quarter-hours,
+#: 366 × 24 = 8 784 hours.
+MAX_DAYS: Final[dict[str, int]] = {"15min": 31, "hour": 366}
+
+#: The rolling 12 months of the data-centre 10 000 tce rule: ``alerts.rules.annual``
+#: (``AnnualTceRule.period`` = 365 days), which ``alerts.engine._annual`` sums over
+#: [end − period, end) with ``end`` the local midnight closing the day just completed, i.e. the
+#: 365 local days up to and including that day, over the data held (a lower bound while less
+#: than that is held). The same definition here, from the same number.
+ROLLING_DAYS: Final = AnnualTceRule().period.days
 
 
 def _qty_params(conn: psycopg.Connection[Any], site_ids: Sequence[int], d0: date, d1: date) -> dict[str, Any]:
-    """Parameters of ``_DAILY_QTY``: the window, and per meter its conversion factors worked out
+    """Parameters of ``_QTY_SQL``: the window, and per meter its conversion factors worked out
     by ``analytics.coefficients`` (GB/T 2589, units scaled) — the one place they are defined."""
     t0, t1 = utc_bounds(d0, d1)
     ids: list[int] = []
@@ -196,10 +239,32 @@ def _qty_params(conn: psycopg.Connection[Any], site_ids: Sequence[int], d0: date
     return {"sites": list(site_ids), "t0": t0, "t1": t1, "f_ids": ids, "f_kgce": kgce, "f_kwh": kwh, "f_t": tonnes}
 
 
+# The local days d0..d1 (``g.day``) joined to the days of their rolling window held in ``src``.
+_ROLLING_JOIN = (" FROM generate_series(0, %(n_days)s::int) AS i(k)"
+                 " CROSS JOIN LATERAL (SELECT %(d0)s::date + i.k AS day) g"
+                 " JOIN {src} ON {src}.day BETWEEN g.day - %(back)s::int AND g.day")
+
+
+def _rolling_params(conn: psycopg.Connection[Any], site_id: int, d0: date, d1: date) -> dict[str, Any]:
+    back = ROLLING_DAYS - 1
+    return {**_qty_params(conn, [site_id], d0 - timedelta(days=back), d1),
+            "d0": d0, "n_days": (d1 - d0).days, "back": back}
+
+
 def energy(conn: psycopg.Connection[Any], site_id: int, period: str, d0: date, d1: date) -> list[dict[str, Any]]:
-    """Comprehensive energy consumption (tce) per local day, month or year in [d0, d1]."""
+    """Comprehensive energy consumption (tce) per quarter-hour, hour, local day, month or year
+    in [d0, d1], or (``rolling12``) over the ``ROLLING_DAYS`` local days ending at each day in
+    [d0, d1] that has data in its window, with the window's first day and its first day with
+    data. Quarter-hours and hours are their bucket start (UTC-aware); the rest local dates."""
+    if period == "rolling12":
+        return _all(conn, _DAILY_QTY + "SELECT g.day AS period_start,"
+                    " CASE WHEN bool_and(totals.kgce IS NOT NULL) THEN sum(totals.kgce) / 1000.0 END AS tce,"
+                    " g.day - %(back)s::int AS window_start, min(totals.day) AS data_from"
+                    + _ROLLING_JOIN.replace("{src}", "totals") + " GROUP BY g.day ORDER BY 1",
+                    _rolling_params(conn, site_id, d0, d1))
     trunc = _PERIOD_TRUNC[period]
-    return _all(conn, _DAILY_QTY + f"SELECT {trunc} AS period_start, CASE WHEN bool_and(kgce IS NOT NULL) THEN sum(kgce) / 1000.0 END AS tce FROM daily"
+    return _all(conn, _qty_sql(_PERIOD_GRAIN[period]) + f"SELECT {trunc} AS period_start,"
+                " CASE WHEN bool_and(kgce IS NOT NULL) THEN sum(kgce) / 1000.0 END AS tce FROM totals"
                 " GROUP BY 1 ORDER BY 1", _qty_params(conn, [site_id], d0, d1))
 
 
@@ -207,9 +272,13 @@ def energy_by_meter(conn: psycopg.Connection[Any], site_id: int, period: str, d0
                     d1: date) -> list[dict[str, Any]]:
     """[{period_start, meter_id, qty}]: the per-meter quantities (meter unit × multiplier) the
     tce of ``energy`` is summed from, for the meters it counts (the tCO₂ beside it)."""
+    if period == "rolling12":
+        return _all(conn, _DAILY_QTY + "SELECT g.day AS period_start, q.meter_id, sum(q.qty) AS qty"
+                    + _ROLLING_JOIN.replace("{src}", "q") + " WHERE q.tce_sign <> 0 GROUP BY 1, 2 ORDER BY 1, 2",
+                    _rolling_params(conn, site_id, d0, d1))
     trunc = _PERIOD_TRUNC[period]
-    return _all(conn, _DAILY_QTY + f"SELECT {trunc} AS period_start, meter_id, sum(qty) AS qty FROM q"
-                " WHERE tce_sign <> 0 GROUP BY 1, 2 ORDER BY 1, 2", _qty_params(conn, [site_id], d0, d1))
+    return _all(conn, _qty_sql(_PERIOD_GRAIN[period]) + f"SELECT {trunc} AS period_start, meter_id, sum(qty) AS qty"
+                " FROM q WHERE tce_sign <> 0 GROUP BY 1, 2 ORDER BY 1, 2", _qty_params(conn, [site_id], d0, d1))
 
 
 def tce_meters(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, Any]]:
@@ -222,7 +291,7 @@ def tce_meters(conn: psycopg.Connection[Any], site_id: int) -> list[dict[str, An
 def pue(conn: psycopg.Connection[Any], site_id: int, d0: date, d1: date) -> list[dict[str, Any]]:
     """Daily PUE = facility kWh / IT kWh (no value on a day without IT energy)."""
     return _all(conn, _DAILY_QTY + "SELECT day AS period_start, CASE WHEN it_kwh > 0 THEN facility_kwh / it_kwh END"
-                " AS pue FROM daily ORDER BY 1", _qty_params(conn, [site_id], d0, d1))
+                " AS pue FROM totals ORDER BY 1", _qty_params(conn, [site_id], d0, d1))
 
 
 def quota_levels(conn: psycopg.Connection[Any], product: str) -> dict[str, float]:
@@ -240,9 +309,9 @@ def unit_product(conn: psycopg.Connection[Any], site_id: int, product: str, d0: 
     boundary; multi-product plants need an allocation the registry does not hold yet)."""
     rows = _all(conn, _DAILY_QTY + ", out AS (SELECT day, sum(qty * t_per_unit) AS t FROM q WHERE role = 'product_output'"
                 " AND product = %(product)s GROUP BY day)"
-                " SELECT daily.day AS period_start, out.t AS output_t,"
-                " CASE WHEN out.t > 0 THEN daily.kgce / out.t END AS kgce_per_t"
-                " FROM daily LEFT JOIN out ON out.day = daily.day ORDER BY 1",
+                " SELECT totals.day AS period_start, out.t AS output_t,"
+                " CASE WHEN out.t > 0 THEN totals.kgce / out.t END AS kgce_per_t"
+                " FROM totals LEFT JOIN out ON out.day = totals.day ORDER BY 1",
                 {**_qty_params(conn, [site_id], d0, d1), "product": product})
     return quota_levels(conn, product), rows
 
@@ -399,7 +468,7 @@ def overview(conn: psycopg.Connection[Any], year: int) -> dict[str, Any]:
     by_site: dict[int, dict[str, Any]] = {}
     if sites and d1 >= d0:
         for r in _all(conn, _DAILY_QTY + "SELECT site_id, sum(kgce) / 1000.0 AS tce, sum(facility_kwh) AS fac,"
-                      " sum(it_kwh) AS it FROM daily GROUP BY site_id", _qty_params(conn, [s["id"] for s in sites], d0, d1)):
+                      " sum(it_kwh) AS it FROM totals GROUP BY site_id", _qty_params(conn, [s["id"] for s in sites], d0, d1)):
             by_site[r["site_id"]] = r
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     ent_tce: dict[str, float] = {}

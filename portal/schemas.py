@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Severity = Literal["critical", "major", "minor", "warning"]
-Period = Literal["day", "month", "year"]
+Period = Literal["15min", "hour", "day", "month", "year", "rolling12"]
 
 
 class _Out(BaseModel):
@@ -80,7 +80,10 @@ class ReadingsOut(_Out):
 
 
 class EnergyPoint(_Out):
-    period_start: date = Field(description="local (Asia/Shanghai) day, month or year start")
+    period_start: datetime | date = Field(
+        description="15min, hour: start of the quarter-hour or hour, local time (+08:00); day, month, year: the"
+                    " local (Asia/Shanghai) day, month or year start; rolling12: the local day the rolling 12"
+                    " months end at (inclusive)")
     tce: float | None = Field(description="comprehensive energy consumption, tonnes of standard coal; null when a"
                                           " counted meter's carrier/unit has no GB/T 2589 conversion (never a"
                                           " smaller number)")
@@ -88,6 +91,11 @@ class EnergyPoint(_Out):
                                                  " configured emission factors; null when none are configured or"
                                                  " a counted meter has no factor (see tco2_note), never 0 for that")
     tco2_note: str | None = Field(None, description="why tco2 is null")
+    window_start: date | None = Field(None, description="rolling12 only: first local day of the window (365 local"
+                                                        " days up to and including period_start, as the data-centre"
+                                                        " 10 000 tce rule dc_annual_tce counts them)")
+    data_from: date | None = Field(None, description="rolling12 only: first local day in the window with data; after"
+                                                     " window_start the sum is over the data held, a lower bound")
 
 
 class EmissionFactorUsed(_Out):
