@@ -84,7 +84,8 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
                 console.print(f"[red]simulator stopped: {err}")
 
         caught_up = int((datetime.now(UTC) - sc.simulation.start) // sc.simulation.interval)
-        threading.Thread(target=simulate, name="simulator", daemon=True).start()
+        simulator = threading.Thread(target=simulate, name="simulator", daemon=True)
+        simulator.start()
         console.rule("where to look")
         console.print("portal:            http://127.0.0.1:8080/  (logins below)")
         for user, password, role in logins:
@@ -102,6 +103,9 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
             for name, p in procs.items():
                 if p.poll() is not None:
                     raise SystemExit(f"{name} exited with {p.returncode}; see {log_dir / f'demo-{name}.log'}")
+        # the scenario ends with the demo (live_scenario): let it finish publishing what it has
+        simulator.join(600)
+        _settle()  # and the pipeline store the last of it before the processes stop
     except KeyboardInterrupt:
         pass
     finally:
@@ -121,6 +125,22 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
 
         purge_session(settings.mqtt_host, settings.mqtt_port, CollectorSettings().collector_id)
         console.print("demo processes stopped")
+
+
+def _settle(quiet_s: float = 3.0, timeout_s: float = 60.0) -> None:
+    """Wait until the worker has written nothing new for ``quiet_s`` (its metrics counter)."""
+    from nxem.harness import metric
+    from stream.settings import WorkerSettings
+
+    port = WorkerSettings().worker_metrics_port
+    last, since, deadline = None, time.monotonic(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = metric(port, "nxem_worker_readings_written_total")
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.5)
 
 
 def live_scenario(sc: Scenario, duration_s: float) -> Scenario:

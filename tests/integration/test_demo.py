@@ -1,9 +1,9 @@
 """The README's main job, ``nxem demo``, runs end to end: services, migration, registry, the
 collector, a worker and the portal as processes, and the demo fleet simulated into them.
 
-Isolated like every pipeline test (its own database, topics, client ids and ports); the run is
-cut to a few seconds after the fleet's week of history is published (history at full speed,
-then live: the live part is not waited for here).
+Isolated like every pipeline test (its own database, topics, client ids and ports); run for
+5 s, so the scenario is the fleet's week of history (published at full speed) and the demo
+waits for it to be published before it stops.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def test_the_demo_runs_and_stores_every_reading_it_published(services: ServiceSe
                "NXEM_COLLECTOR_METRICS_PORT": str(free_port()), "NXEM_WORKER_METRICS_PORT": str(free_port()),
                "NXEM_PORTAL_PORT": str(free_port())}
         try:
-            done = subprocess.run([sys.executable, "-m", "nxem", "demo", "--duration-s", "40"], cwd=REPO, env=env,
+            done = subprocess.run([sys.executable, "-m", "nxem", "demo", "--duration-s", "5"], cwd=REPO, env=env,
                                   capture_output=True, text=True, timeout=240, check=False)
         finally:
             purge_session(services.mqtt_host, services.mqtt_port, client_id)
