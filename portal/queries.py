@@ -24,9 +24,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alerts.rules.annual import AnnualTceRule
-from analytics import coefficients
 from analytics.pue import grade as pue_grade
 from portal.views import LOCAL, utc_bounds
+from storage.queries import conversion_params
 
 #: Key energy-using unit (重点用能单位): annual comprehensive energy consumption ≥ 10 000 tce.
 KEY_USER_TCE: Final = 10_000.0
@@ -216,27 +216,10 @@ ROLLING_DAYS: Final = AnnualTceRule().period.days
 
 
 def _qty_params(conn: psycopg.Connection[Any], site_ids: Sequence[int], d0: date, d1: date) -> dict[str, Any]:
-    """Parameters of ``_QTY_SQL``: the window, and per meter its conversion factors worked out
-    by ``analytics.coefficients`` (GB/T 2589, units scaled) — the one place they are defined."""
+    """Parameters of ``_QTY_SQL``: the window, and per meter its conversion factors
+    (``storage.queries.conversion_params``: GB/T 2589 via analytics, units scaled)."""
     t0, t1 = utc_bounds(d0, d1)
-    ids: list[int] = []
-    kgce: list[float | None] = []
-    kwh: list[float | None] = []
-    tonnes: list[float | None] = []
-    for r in _all(conn, "SELECT id, carrier, unit, coefficient FROM meters WHERE site_id = ANY(%s)", (list(site_ids),)):
-        try:
-            base, scale = coefficients.scale_unit(r["unit"])
-        except coefficients.ConversionError:
-            base, scale = "", 0.0
-        try:
-            per_unit: float | None = coefficients.resolve(r["carrier"], r["unit"], r["coefficient"])[0]
-        except coefficients.ConversionError:
-            per_unit = None
-        ids.append(r["id"])
-        kgce.append(per_unit)
-        kwh.append(scale if base == "kWh" else None)
-        tonnes.append(scale / 1000.0 if base == "kg" else None)
-    return {"sites": list(site_ids), "t0": t0, "t1": t1, "f_ids": ids, "f_kgce": kgce, "f_kwh": kwh, "f_t": tonnes}
+    return {"sites": list(site_ids), "t0": t0, "t1": t1, **conversion_params(conn, list(site_ids))}
 
 
 # The local days d0..d1 (``g.day``) joined to the days of their rolling window held in ``src``.

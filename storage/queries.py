@@ -199,6 +199,40 @@ def _local_midnight(d: date) -> datetime:
     return datetime.combine(d, time(0), tzinfo=ZoneInfo(LOCAL_TZ))
 
 
+def conversion_params(conn: psycopg.Connection[Any], site_ids: list[int]) -> dict[str, Any]:
+    """Per meter of these sites, its factors as SQL array parameters ``f_ids``, ``f_kgce`` (kgce
+    per meter unit, GB/T 2589 via ``analytics.coefficients.resolve``, unit scaled), ``f_kwh``
+    (kWh per meter unit) and ``f_t`` (tonnes per meter unit); NULL where the meter's carrier or
+    unit has none, so a query can say "unknown" instead of counting it as 0. Join them with
+    ``unnest(%(f_ids)s::int[], %(f_kgce)s::float8[], %(f_kwh)s::float8[], %(f_t)s::float8[])``."""
+    from analytics import coefficients
+
+    ids: list[int] = []
+    kgce: list[float | None] = []
+    kwh: list[float | None] = []
+    tonnes: list[float | None] = []
+    for mid, carrier, unit, coefficient in conn.execute(
+            "SELECT id, carrier, unit, coefficient FROM meters WHERE site_id = ANY(%s) ORDER BY id",
+            (site_ids,)).fetchall():
+        try:
+            base, scale = coefficients.scale_unit(unit)
+        except coefficients.ConversionError:
+            base, scale = "", 0.0
+        try:
+            per_unit: float | None = coefficients.resolve(carrier, unit, coefficient)[0]
+        except coefficients.ConversionError:
+            per_unit = None
+        ids.append(int(mid))
+        kgce.append(per_unit)
+        kwh.append(scale if base == "kWh" else None)
+        tonnes.append(scale / 1000.0 if base == "kg" else None)
+    return {"f_ids": ids, "f_kgce": kgce, "f_kwh": kwh, "f_t": tonnes}
+
+
+_FACTORS: Final = ("unnest(%(f_ids)s::int[], %(f_kgce)s::float8[], %(f_kwh)s::float8[], %(f_t)s::float8[])"
+                   " AS f(meter_id, kgce_per_unit, kwh_per_unit, t_per_unit)")
+
+
 # Sign of each role in comprehensive energy consumption (GB/T 2589: consumed − exported).
 _SIGN = "CASE mt.role WHEN 'consumed' THEN 1 WHEN 'total_facility' THEN 1 WHEN 'exported' THEN -1 ELSE 0 END"
 
@@ -206,7 +240,7 @@ _SIGN = "CASE mt.role WHEN 'consumed' THEN 1 WHEN 'total_facility' THEN 1 WHEN '
 @dataclass(frozen=True, slots=True)
 class PeriodEnergy:
     period: date  # first local day of the period
-    tce: float  # comprehensive energy consumption, tonnes of standard coal equivalent
+    tce: float | None  # comprehensive energy consumption, tce; None when a counted meter has no conversion
 
 
 def site_energy_tce(conn: psycopg.Connection[Any], site_id: int, start: date, end: date,
@@ -217,12 +251,14 @@ def site_energy_tce(conn: psycopg.Connection[Any], site_id: int, start: date, en
     meters = _site_meters(conn, site_id)
     rows = conn.execute(
         f"SELECT date_trunc('{unit}', (e.bucket AT TIME ZONE '{LOCAL_TZ}'))::date AS p,"
-        f" sum(e.energy * c.kgce_per_unit * {_SIGN}) / 1000.0"
+        f" CASE WHEN bool_or({_SIGN} <> 0 AND f.kgce_per_unit IS NULL) THEN NULL"
+        f" ELSE sum(e.energy * f.kgce_per_unit * {_SIGN}) FILTER (WHERE {_SIGN} <> 0) / 1000.0 END"
         " FROM (" + _FROM_DAILY + _STEPS + ") e"
-        " JOIN meters mt ON mt.id = e.meter_id JOIN coefficients c ON c.id = mt.coefficient"
+        f" JOIN meters mt ON mt.id = e.meter_id JOIN {_FACTORS} ON f.meter_id = mt.id"
         " GROUP BY 1 ORDER BY 1",
-        {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end)}).fetchall()
-    return [PeriodEnergy(p, float(t)) for p, t in rows]
+        {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end),
+         **conversion_params(conn, [site_id])}).fetchall()
+    return [PeriodEnergy(p, None if t is None else float(t)) for p, t in rows]
 
 
 def _site_meters(conn: psycopg.Connection[Any], site_id: int) -> list[int]:
@@ -244,11 +280,12 @@ def pue_series(conn: psycopg.Connection[Any], site_id: int, start: datetime, end
     only a full year is the standard's RM2 -- shorter buckets are indicative)."""
     meters = _site_meters(conn, site_id)
     rows = conn.execute(
-        "SELECT e.bucket, sum(e.energy) FILTER (WHERE mt.role = 'total_facility'),"
-        " sum(e.energy) FILTER (WHERE mt.role = 'it_load')"
+        "SELECT e.bucket, sum(e.energy * f.kwh_per_unit) FILTER (WHERE mt.role = 'total_facility'),"
+        " sum(e.energy * f.kwh_per_unit) FILTER (WHERE mt.role = 'it_load')"
         f" FROM ({_energy_sql(conn, grain)}) e JOIN meters mt ON mt.id = e.meter_id"
+        f" JOIN {_FACTORS} ON f.meter_id = mt.id"
         " WHERE mt.role IN ('total_facility', 'it_load') GROUP BY 1 ORDER BY 1",
-        {"meters": meters, "start": start, "end": end}).fetchall()
+        {"meters": meters, "start": start, "end": end, **conversion_params(conn, [site_id])}).fetchall()
     out = []
     for b, fac, it in rows:
         f, i = float(fac or 0.0), float(it or 0.0)
@@ -260,8 +297,8 @@ def pue_series(conn: psycopg.Connection[Any], site_id: int, start: datetime, end
 class UnitProductPoint:
     period: date
     product: str
-    energy_kgce: float  # the site's comprehensive energy in the period
-    output: float  # product output in the product meter's unit (t)
+    energy_kgce: float | None  # the site's comprehensive energy in the period; None if a meter has no conversion
+    output: float  # product output, tonnes
     kgce_per_unit: float | None  # energy / output; None without output
 
 
@@ -271,24 +308,27 @@ def unit_product_series(conn: psycopg.Connection[Any], site_id: int, start: date
     energy (kgce) / output of each product. A site making several products gets the whole
     energy against each (apportioning between products is not metered)."""
     meters = _site_meters(conn, site_id)
+    params = {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end),
+              **conversion_params(conn, [site_id])}
     rows = conn.execute(
         f"SELECT date_trunc('{period}', (e.bucket AT TIME ZONE '{LOCAL_TZ}'))::date AS p,"
-        f" sum(e.energy * coalesce(c.kgce_per_unit, 0) * {_SIGN})"
+        f" CASE WHEN bool_or({_SIGN} <> 0 AND f.kgce_per_unit IS NULL) THEN NULL"
+        f" ELSE coalesce(sum(e.energy * f.kgce_per_unit * {_SIGN}) FILTER (WHERE {_SIGN} <> 0), 0) END"
         " FROM (" + _FROM_DAILY + _STEPS + ") e"
-        " JOIN meters mt ON mt.id = e.meter_id LEFT JOIN coefficients c ON c.id = mt.coefficient"
-        " GROUP BY 1 ORDER BY 1",
-        {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end)}).fetchall()
-    energy = {p: float(kg) for p, kg in rows}
+        f" JOIN meters mt ON mt.id = e.meter_id JOIN {_FACTORS} ON f.meter_id = mt.id"
+        " GROUP BY 1 ORDER BY 1", params).fetchall()
+    energy = {p: None if kg is None else float(kg) for p, kg in rows}
     outs = conn.execute(
-        f"SELECT date_trunc('{period}', (e.bucket AT TIME ZONE '{LOCAL_TZ}'))::date AS p, mt.product, sum(e.energy)"
+        f"SELECT date_trunc('{period}', (e.bucket AT TIME ZONE '{LOCAL_TZ}'))::date AS p, mt.product,"
+        " sum(e.energy * f.t_per_unit)"
         " FROM (" + _FROM_DAILY + _STEPS + ") e JOIN meters mt ON mt.id = e.meter_id"
-        " WHERE mt.role = 'product_output' GROUP BY 1, 2 ORDER BY 1, 2",
-        {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end)}).fetchall()
+        f" JOIN {_FACTORS} ON f.meter_id = mt.id"
+        " WHERE mt.role = 'product_output' GROUP BY 1, 2 ORDER BY 1, 2", params).fetchall()
     result = []
     for p, product, out in outs:
         kg = energy.get(p, 0.0)
-        o = float(out)
-        result.append(UnitProductPoint(p, str(product), kg, o, kg / o if o > 0 else None))
+        o = float(out or 0.0)
+        result.append(UnitProductPoint(p, str(product), kg, o, kg / o if kg is not None and o > 0 else None))
     return result
 
 

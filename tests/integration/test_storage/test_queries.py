@@ -140,6 +140,19 @@ def test_register_rollover(db: Db) -> None:
     assert [e.energy for e in got] == [0.0, 200.0, 300.0]
 
 
+def test_site_energy_scales_the_meter_unit_and_is_unknown_without_a_conversion(dc: tuple[Db, int, int, int]) -> None:
+    db, site, _, fac = dc
+    db.sql("UPDATE meters SET unit = 'MWh' WHERE id = %s RETURNING id", (fac,))
+    with db.connect("nxem_ingest") as conn:
+        mwh = queries.site_energy_tce(conn, site, date(2026, 3, 1), date(2026, 3, 2))
+    # the same register read as MWh: 28 500 MWh × 1 000 kWh/MWh × 0.1229 kgce/kWh / 1000 = 3 502.65 tce
+    assert [d.tce for d in mwh] == [pytest.approx(3502.65, rel=1e-12)]
+    db.sql("UPDATE meters SET unit = 'm3' WHERE id = %s RETURNING id", (fac,))  # electricity in m3: none
+    with db.connect("nxem_ingest") as conn:
+        unknown = queries.site_energy_tce(conn, site, date(2026, 3, 1), date(2026, 3, 2))
+    assert [d.tce for d in unknown] == [None]  # unknown, not 0 and not the other meters' sum
+
+
 def test_unit_product_consumption_of_a_plant(db: Db) -> None:
     load_demo(db)
     m = meter_ids(db)
