@@ -172,3 +172,26 @@ def test_daily_checks_open_dedupe_and_clear(env: tuple[Pipeline, str, dict[str, 
         (f"meter:{it}:consumption_anomaly", "cleared", END_D + timedelta(days=1)),
     ])
     assert p.sql("SELECT count(*) FROM alert_transitions")[0][0] == 3
+
+
+def test_the_cli_runs_the_due_days_once_and_refuses_a_day_not_ended(services: ServiceSettings,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from nxem.cli import app
+    from stream.daily import last_ended_day
+
+    with pipeline(services) as p:
+        for k, v in p.env.items():
+            if k.startswith("NXEM_"):
+                monkeypatch.setenv(k, v)
+        runner = CliRunner()
+        first = runner.invoke(app, ["daily-checks"])
+        assert first.exit_code == 0, first.output
+        # a fresh schedule checks the last ended local day (one hour of grace by default)
+        day = last_ended_day(datetime.now(UTC), timedelta(hours=1))
+        assert f"{day}: 0 alert transitions" in first.output
+        again = runner.invoke(app, ["daily-checks"])
+        assert again.exit_code == 0 and "no local day due" in again.output
+        future = runner.invoke(app, ["daily-checks", "--day", "2099-01-01"])
+        assert future.exit_code == 2 and "has not ended yet" in future.output
