@@ -114,7 +114,8 @@ def main(settings: WorkerSettings | None = None) -> None:
                      daemon=True).start()
     consumer = make_consumer(s.kafka_bootstrap, s.worker_group, s.worker_id)
     engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days),
-                        owns=_owner(consumer, s.topic_readings))
+                        owns=_owner(consumer, s.topic_readings),
+                        fine_horizon=timedelta(days=s.worker_fine_horizon_days))
 
     def on_revoke(_revoked: Any) -> None:
         engine.reset()  # partitions moved: rebuild site state from the database when seen again

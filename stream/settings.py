@@ -24,3 +24,4 @@ class WorkerSettings(EndpointSettings):
     worker_anomaly_seed: int = Field(default=0, description="random seed of the IsolationForest (same history and seed, same scores)")
     worker_silence_check_s: float = Field(default=60.0, gt=0, description="how often (wall clock) a worker checks its sites' meters for silence (meter_silent after N missed intervals)")
     worker_outbox_interval_s: float = Field(default=2.0, gt=0, description="how often a worker publishes the alert transitions others wrote (acknowledgements from the portal) to the alerts topic")
+    worker_fine_horizon_days: float = Field(default=35.0, gt=0, description="days of 15-minute detail in a site's rule state (≈ 2.3 kB per meter and day); older days keep only their totals, and a rule window starting in one is apportioned (flagged approximate). Lower it for large fleets")

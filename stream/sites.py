@@ -45,9 +45,11 @@ class SiteEngine:
         active_alerts: ActiveAlerts,
         horizon: timedelta,
         owns: Callable[[int], bool] = lambda _site_id: False,
+        fine_horizon: timedelta | None = None,
     ) -> None:
         self._registry, self._history, self._active = registry, history, active_alerts
         self._horizon = horizon
+        self._fine = fine_horizon  # 15-minute detail kept this long; older days keep totals only
         self._owns = owns  # site id -> True when its readings come to this worker's partitions
         self._energy: dict[int, se.SiteEnergyState] = {}
         self._rules: dict[int, engine.SiteRulesState] = {}
@@ -63,7 +65,7 @@ class SiteEngine:
         if site_id in self._energy:
             return
         specs = reg.meters_by_site.get(site_id, {})
-        state = se.initial_state(retention=self._horizon)
+        state = se.initial_state(retention=self._horizon, fine_retention=self._fine)
         rows = self._history(site_id, specs.keys(), first_ts - self._horizon)
         if rows:
             state, _ = se.apply_readings(state, specs, rows)

@@ -176,3 +176,12 @@ def test_a_silence_sweep_is_spread_over_calls_by_its_budget() -> None:
             break
     assert per_call == [2, 2, 2]
     assert _silent(engine.tick(later + timedelta(minutes=1), budget=100)) == []  # a new sweep: nothing new
+
+
+def test_the_fine_horizon_bounds_15_minute_detail_and_rules_still_fire() -> None:
+    reg = _registry()
+    engine = SiteEngine(lambda: reg, lambda *_: [], lambda _s: [], timedelta(days=35), fine_horizon=timedelta(days=1))
+    events = [e for b in _batches(1.3, 16) for e in engine.apply([b])]
+    assert [e.kind for e in _pue_events(events)][:1] == ["opened"]  # the 1-hour window is all fine detail
+    state = engine._energy[7]
+    assert state.fine_retention == timedelta(days=1) and state.retention == timedelta(days=35)
