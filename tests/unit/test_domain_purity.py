@@ -27,7 +27,7 @@ def _violations(path: Path, root: Path = ROOT) -> list[str]:
         for name in names:
             top = name.split(".")[0]
             if top in FORBIDDEN or (top in NUMERIC and rel not in ALLOWED_NUMERIC) or top == "time":
-                bad.append(f"{rel}:{node.lineno} imports {name}")
+                bad.append(f"{rel}:{getattr(node, 'lineno', '?')} imports {name}")
         if isinstance(node, ast.Attribute):
             chain = ast.unparse(node)
             if chain.endswith(("os.environ", "datetime.now", "datetime.utcnow", "date.today", "time.time",

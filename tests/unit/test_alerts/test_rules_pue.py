@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from datetime import UTC, datetime, timedelta
 
 from alerts.lifecycle import Alert
@@ -19,7 +21,7 @@ def samples(*pues: float | None, coverage: float = 1.0) -> PueInput:
     return PueInput(5, "91640500MA76L8XK3Q", out)
 
 
-def run(series: list[tuple[float | None, ...]]) -> list[AlertEvent]:
+def run(series: Sequence[tuple[float | None, ...]]) -> list[AlertEvent]:
     state: Alert | None = None
     events: list[AlertEvent] = []
     for k, pues in enumerate(series):

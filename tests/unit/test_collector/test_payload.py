@@ -20,7 +20,7 @@ CST = timezone(timedelta(hours=8))
 
 
 def _msg(**over: object) -> dict[str, object]:
-    m = json.loads(json.dumps(EXAMPLE))
+    m: dict[str, object] = json.loads(json.dumps(EXAMPLE))
     m.update(over)
     return m
 
