@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from alerts import lifecycle
-from alerts.lifecycle import Alert
+from alerts.lifecycle import Alert, Run
 from alerts.rules import annual, budget, quality, quota
 from alerts.rules import pue as pue_rule
 from alerts.rules.annual import AnnualTceRule
@@ -74,30 +74,11 @@ def restore_state(active: list[AlertEvent]) -> SiteRulesState:
     return SiteRulesState(active=lifecycle.restore(active))
 
 
-class _Run:
-    """Accumulates alert changes during one evaluation."""
-
-    def __init__(self, active: Mapping[str, Alert]) -> None:
-        self.active = dict(active)
-        self.events: list[AlertEvent] = []
-
-    def set(self, key: str, result: tuple[Alert | None, list[AlertEvent]]) -> None:
-        alert, events = result
-        if alert is None:
-            self.active.pop(key, None)
-        else:
-            self.active[key] = alert
-        self.events.extend(events)
-
-    def get(self, key: str) -> Alert | None:
-        return self.active.get(key)
-
-
 def _by_role(specs: Mapping[int, MeterSpec], *roles: str) -> dict[int, MeterSpec]:
     return {m: s for m, s in specs.items() if s.role in roles}
 
 
-def _pue(rules: SiteRules, rule: PueRule, run: _Run, energy: SiteEnergyState,
+def _pue(rules: SiteRules, rule: PueRule, run: Run, energy: SiteEnergyState,
          specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
     sub = _by_role(specs, "it_load", "total_facility")
     roles = {s.role for s in sub.values()}
@@ -128,7 +109,7 @@ def _trend(energy: SiteEnergyState, sub: Mapping[int, MeterSpec], window: timede
     return w.net_kgce / 1000.0, (end - start).total_seconds() / 86400, w.coverage(sub)
 
 
-def _annual(rules: SiteRules, rule: AnnualTceRule, run: _Run, energy: SiteEnergyState,
+def _annual(rules: SiteRules, rule: AnnualTceRule, run: Run, energy: SiteEnergyState,
             specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
     sub = _by_role(specs, *_ENERGY_ROLES)
     first = energy.earliest()
@@ -144,7 +125,7 @@ def _annual(rules: SiteRules, rule: AnnualTceRule, run: _Run, energy: SiteEnergy
     run.set(key, annual.evaluate(rule, run.get(key), inp, now))
 
 
-def _budget(rules: SiteRules, rule: BudgetRule, run: _Run, energy: SiteEnergyState,
+def _budget(rules: SiteRules, rule: BudgetRule, run: Run, energy: SiteEnergyState,
             specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
     sub = _by_role(specs, *_ENERGY_ROLES)
     first = energy.earliest()
@@ -160,7 +141,7 @@ def _budget(rules: SiteRules, rule: BudgetRule, run: _Run, energy: SiteEnergySta
     run.set(key, budget.evaluate(rule, run.get(key), inp, now))
 
 
-def _quotas(rules: SiteRules, run: _Run, energy: SiteEnergyState, specs: Mapping[int, MeterSpec],
+def _quotas(rules: SiteRules, run: Run, energy: SiteEnergyState, specs: Mapping[int, MeterSpec],
             day_end: datetime, now: datetime) -> None:
     first = energy.earliest()
     if first is None:
@@ -189,7 +170,7 @@ def _quotas(rules: SiteRules, run: _Run, energy: SiteEnergyState, specs: Mapping
             run.set(key, quota.evaluate(rule, run.get(key), inp, now))
 
 
-def _quality_bucket(rules: SiteRules, rule: QualityRule, run: _Run, energy: SiteEnergyState,
+def _quality_bucket(rules: SiteRules, rule: QualityRule, run: Run, energy: SiteEnergyState,
                     specs: Mapping[int, MeterSpec], now: datetime) -> None:
     for meter_id, spec in specs.items():
         key = alert_key("meter", meter_id, quality.METER_SILENT)
@@ -204,7 +185,7 @@ def _quality_bucket(rules: SiteRules, rule: QualityRule, run: _Run, energy: Site
                                          event=ev, now=now))
 
 
-def _completeness(rules: SiteRules, rule: QualityRule, run: _Run, energy: SiteEnergyState,
+def _completeness(rules: SiteRules, rule: QualityRule, run: Run, energy: SiteEnergyState,
                   specs: Mapping[int, MeterSpec], day_end: datetime, now: datetime) -> None:
     day_start = day_end - timedelta(days=1)
     for meter_id, spec in specs.items():
@@ -248,7 +229,7 @@ def evaluate_site(
     end = floor_bucket(now)
     if state.last_end is not None and end <= state.last_end:
         return state, []
-    run = _Run(state.active)
+    run = Run(state.active)
     day_end = local_start(end, "day")
     new_day = state.last_end is None or local_start(state.last_end, "day") < day_end
     cfg_key = alert_key("site", rules.site_id, CONFIG_RULE)
@@ -288,7 +269,7 @@ def evaluate_silence(
     clock passed in by the caller, e.g. once a minute for every site it holds."""
     if rules.quality is None:
         return state, []
-    run = _Run(state.active)
+    run = Run(state.active)
     for meter_id, spec in specs.items():
         key = alert_key("meter", meter_id, quality.METER_SILENT)
         run.set(key, quality.silent(rules.quality, run.get(key), meter_id=meter_id,

@@ -132,11 +132,22 @@ def restore(events: list[AlertEvent]) -> dict[str, Alert]:
     return out
 
 
-def apply(active: Mapping[str, Alert], key: str, new: Alert | None) -> dict[str, Alert]:
-    """A copy of ``active`` with ``key`` set to ``new`` (removed when ``None``)."""
-    out = dict(active)
-    if new is None:
-        out.pop(key, None)
-    else:
-        out[key] = new
-    return out
+class Run:
+    """The active alerts and the transitions of one evaluation pass: each rule's
+    ``(new state, transitions)`` result is set under its key (the state leaves the active set
+    when ``None``)."""
+
+    def __init__(self, active: Mapping[str, Alert]) -> None:
+        self.active = dict(active)
+        self.events: list[AlertEvent] = []
+
+    def set(self, key: str, result: tuple[Alert | None, list[AlertEvent]]) -> None:
+        alert, events = result
+        if alert is None:
+            self.active.pop(key, None)
+        else:
+            self.active[key] = alert
+        self.events.extend(events)
+
+    def get(self, key: str) -> Alert | None:
+        return self.active.get(key)

@@ -111,9 +111,9 @@ def daily_checks(
     """
     from datetime import UTC, date, datetime, timedelta
 
-    from nxem.kafka import make_producer
+    from nxem.kafka import alert_publisher, make_producer
     from storage import roles
-    from stream.daily import DailyConfig, day_bounds, kafka_publisher, run_due, run_once
+    from stream.daily import DailyConfig, day_bounds, run_due, run_once
     from stream.settings import WorkerSettings
 
     now = datetime.now(UTC)
@@ -129,7 +129,7 @@ def daily_checks(
     producer = make_producer(s.kafka_bootstrap, f"{s.worker_id}-daily-cli")
     dsn = roles.dsn_for("nxem_ingest", s)
     cfg = DailyConfig.from_settings(s)
-    publish = kafka_publisher(producer, s.topic_alerts)
+    publish = alert_publisher(producer, s.topic_alerts)
     try:
         if local_day is not None:
             results = [run_once(dsn, local_day, now, cfg, publish)]

@@ -3,12 +3,18 @@ translates kafka-python's errors into ours. Holds no business rule."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
 
+from nxem import contract
+from nxem.contract import AlertEvent
 from nxem.errors import BackendUnavailable
+
+Record = tuple[str, bytes | None, bytes]  # topic, key, value
 
 
 def _servers(bootstrap: str) -> list[str]:
@@ -61,3 +67,48 @@ def make_consumer(bootstrap: str, group_id: str, client_id: str, **overrides: An
     except KafkaError as err:
         raise BackendUnavailable(f"Kafka consumer for {bootstrap}: {err}") from err
     return consumer
+
+
+def send_and_wait(producer: KafkaProducer, records: Iterable[Record], what: str, timeout_s: float = 30.0) -> None:
+    """Send ``records`` and return once Kafka acknowledged every one of them; any failure
+    (including no metadata within ``max_block_ms`` while Kafka is down) is ``BackendUnavailable``."""
+    try:
+        futures = [producer.send(topic, key=key, value=value) for topic, key, value in records]
+        producer.flush(timeout=timeout_s)
+        for f in futures:
+            f.get(timeout=timeout_s)
+    except KafkaError as err:
+        raise BackendUnavailable(f"Kafka produce of {what}: {err}") from err
+
+
+def alert_record(topic: str, event: AlertEvent) -> Record:
+    """An alert transition as a Kafka record, keyed by its identity (one partition per alert)."""
+    return topic, event.alert_key.encode(), contract.encode(event)
+
+
+def alert_publisher(producer: KafkaProducer, topic: str) -> Callable[[Sequence[AlertEvent]], None]:
+    """Publishes alert transitions and waits for every ack."""
+    def publish(events: Sequence[AlertEvent]) -> None:
+        if events:
+            send_and_wait(producer, [alert_record(topic, e) for e in events], "alert transitions")
+    return publish
+
+
+def partition_of(key: bytes, partitions: Collection[int]) -> int:
+    """The partition a record keyed ``key`` goes to among ``partitions``, as kafka-python's
+    default partitioner (Java-compatible murmur2) assigns it when the producer sends it."""
+    ordered = sorted(partitions)
+    return ordered[(int(murmur2(key)) & 0x7FFFFFFF) % len(ordered)]
+
+
+def key_owner(consumer: Any, topic: str) -> Callable[[bytes], bool]:
+    """key -> True when records keyed so land on a partition of ``topic`` assigned to
+    ``consumer`` now (False while it has no metadata for the topic)."""
+    def owns(key: bytes) -> bool:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return False
+        mine = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+        return partition_of(key, partitions) in mine
+
+    return owns

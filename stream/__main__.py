@@ -15,12 +15,12 @@ import psycopg
 from prometheus_client import start_http_server
 
 from nxem.errors import BackendUnavailable
-from nxem.kafka import make_consumer, make_producer
+from nxem.kafka import alert_publisher, key_owner, make_consumer, make_producer
 from storage import roles
 from storage.registry import MeterRow, RowCache, load_meters, load_sites
 from storage.watch import RegistryWatcher
 from stream import metrics as m
-from stream.daily import DayResult, kafka_publisher, scheduled_job
+from stream.daily import DayResult, scheduled_job
 from stream.postgres import PgStore, maintain_rollups
 from stream.registry import SpecCache, build_registry
 from stream.service import Worker, WorkerTopics
@@ -86,21 +86,6 @@ def _outbox_loop(dsn: str, publish: Callable[[list[Any]], None], interval_s: flo
         time.sleep(interval_s)
 
 
-def _owner(consumer: Any, topic: str) -> Callable[[int], bool]:
-    """site id -> True when the collector's key for it (``str(site_id)``, kafka-python's
-    default murmur2 partitioner) lands on a partition assigned to this worker."""
-    from kafka.partitioner.default import DefaultPartitioner
-
-    def owns(site_id: int) -> bool:
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        if not partitions:
-            return False
-        mine = {tp.partition for tp in consumer.assignment() if tp.topic == topic}
-        return DefaultPartitioner()(str(site_id).encode(), partitions, partitions) in mine
-
-    return owns
-
-
 def main(settings: WorkerSettings | None = None) -> None:
     s = settings or WorkerSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -109,12 +94,10 @@ def main(settings: WorkerSettings | None = None) -> None:
     dsn = roles.dsn_for("nxem_ingest", s)
     store = PgStore(dsn)
     registry = RegistryWatcher(dsn, _RegistryLoader(), s.worker_registry_refresh_s, "registry")
-    daily = scheduled_job(s) if s.worker_daily_checks else None
-    threading.Thread(target=_rollup_loop, args=(dsn, s.worker_rollup_interval_s, daily), name="rollups",
-                     daemon=True).start()
     consumer = make_consumer(s.kafka_bootstrap, s.worker_group, s.worker_id)
+    owned = key_owner(consumer, s.topic_readings)
     engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days),
-                        owns=_owner(consumer, s.topic_readings),
+                        owns=lambda site_id: owned(str(site_id).encode()),  # the collector's key
                         fine_horizon=timedelta(days=s.worker_fine_horizon_days))
 
     def on_revoke(_revoked: Any) -> None:
@@ -132,7 +115,11 @@ def main(settings: WorkerSettings | None = None) -> None:
 
     consumer.subscribe([s.topic_readings, s.topic_deadletter], listener=Listener())
     producer = make_producer(s.kafka_bootstrap, s.worker_id)
-    threading.Thread(target=_outbox_loop, args=(dsn, kafka_publisher(producer, s.topic_alerts), s.worker_outbox_interval_s),
+    publish_alerts = alert_publisher(producer, s.topic_alerts)  # the background jobs share the producer
+    daily = scheduled_job(s, publish_alerts) if s.worker_daily_checks else None
+    threading.Thread(target=_rollup_loop, args=(dsn, s.worker_rollup_interval_s, daily), name="rollups",
+                     daemon=True).start()
+    threading.Thread(target=_outbox_loop, args=(dsn, publish_alerts, s.worker_outbox_interval_s),
                      name="outbox", daemon=True).start()
     worker = Worker(
         consumer, producer, WorkerTopics(s.topic_readings, s.topic_alerts, s.topic_deadletter),

@@ -35,8 +35,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 import psycopg
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from alerts import lifecycle
 from alerts.lifecycle import Alert
@@ -45,10 +43,8 @@ from alerts.rules import quality
 from alerts.rules.anomaly import AnomalyInput, AnomalyRule
 from alerts.rules.quality import MonthToDate, QualityRule
 from analytics.periods import CST, local_start
-from nxem import contract
 from nxem.contract import AlertEvent, alert_key
 from nxem.errors import BackendUnavailable
-from nxem.kafka import make_producer
 from storage import ingest, queries, roles
 from storage.errors import StorageError
 from storage.registry import MeterRow, load_meters
@@ -116,16 +112,12 @@ SELECT meter_id, min(first_ts), (min(ARRAY[extract(epoch FROM first_ts)::float8,
 FROM v_rollup_1d WHERE meter_id = ANY(%s) AND bucket >= %s AND bucket < %s GROUP BY meter_id"""
 
 
-class _Run:
-    def __init__(self, active: Mapping[str, Alert]) -> None:
-        self.active = dict(active)
-        self.events: list[AlertEvent] = []
-        self.counts: Counter[str] = Counter()
+class _Run(lifecycle.Run):
+    """The lifecycle's pass, plus what the day's summary counts."""
 
-    def apply(self, key: str, result: tuple[Alert | None, list[AlertEvent]]) -> None:
-        new, events = result
-        self.active = lifecycle.apply(self.active, key, new)
-        self.events.extend(events)
+    def __init__(self, active: Mapping[str, Alert]) -> None:
+        super().__init__(active)
+        self.counts: Counter[str] = Counter()
 
 
 def _mismatch(conn: psycopg.Connection[Any], run: _Run, meters: Sequence[MeterRow], start: datetime,
@@ -150,7 +142,7 @@ def _mismatch(conn: psycopg.Connection[Any], run: _Run, meters: Sequence[MeterRo
                               m.multiplier, m.rollover, m.unit)
             key = alert_key("meter", m.id, quality.DAILY_MONTHLY_MISMATCH)
             before = len(run.events)
-            run.apply(key, quality.month_agreement(rule, run.active.get(key), inp, end))
+            run.set(key, quality.month_agreement(rule, run.get(key), inp, end))
             run.counts["mismatch_judged"] += 1
             run.counts["mismatch_transitions"] += len(run.events) - before
 
@@ -184,7 +176,7 @@ def _anomalies(conn: psycopg.Connection[Any], run: _Run, meters: Sequence[MeterR
             inp = AnomalyInput(m.id, m.enterprise_id, evidence, cfg.seed, model.trained_points)
             key = alert_key("meter", m.id, anomaly_rule.RULE)
             before = len(run.events)
-            run.apply(key, anomaly_rule.evaluate(cfg.anomaly, run.active.get(key), inp, end))
+            run.set(key, anomaly_rule.evaluate(cfg.anomaly, run.get(key), inp, end))
             run.counts["anomaly_scored"] += 1
             run.counts["anomaly_points_above_threshold"] += sum(1 for p in scored if p[2] > cfg.anomaly.threshold)
             run.counts["anomaly_transitions"] += len(run.events) - before
@@ -267,33 +259,10 @@ def run_once(dsn: str, day: date, now: datetime, cfg: DailyConfig, publish: Publ
         raise StorageError(f"daily checks: {err}") from err
 
 
-def kafka_publisher(producer: KafkaProducer, topic: str) -> Publish:
-    """Publish transitions keyed by ``alert_key`` and wait for every ack (as the worker does)."""
-    def publish(events: Sequence[AlertEvent]) -> None:
-        if not events:
-            return
-        try:
-            futures = [producer.send(topic, key=e.alert_key.encode(), value=contract.encode(e)) for e in events]
-            producer.flush(timeout=30)
-            for f in futures:
-                f.get(timeout=30)
-        except KafkaError as err:
-            raise BackendUnavailable(f"Kafka produce of alert transitions: {err}") from err
-    return publish
-
-
-def scheduled_job(s: WorkerSettings) -> Callable[[datetime], list[DayResult] | None]:
+def scheduled_job(s: WorkerSettings, publish: Publish) -> Callable[[datetime], list[DayResult] | None]:
     """What the worker's background thread calls with the current time: ``run_due`` with the
-    worker's settings; the Kafka producer is made at the first call (a Kafka outage at start-up
-    then only postpones the checks)."""
+    worker's settings, publishing through the worker's own producer."""
     dsn = roles.dsn_for("nxem_ingest", s)
     cfg = DailyConfig.from_settings(s)
     grace = timedelta(seconds=s.worker_daily_grace_s)
-    publish: Publish | None = None
-
-    def job(now: datetime) -> list[DayResult] | None:
-        nonlocal publish
-        if publish is None:
-            publish = kafka_publisher(make_producer(s.kafka_bootstrap, f"{s.worker_id}-daily"), s.topic_alerts)
-        return run_due(dsn, now, cfg, publish, grace)
-    return job
+    return lambda now: run_due(dsn, now, cfg, publish, grace)

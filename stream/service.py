@@ -28,6 +28,7 @@ from kafka.errors import KafkaError
 from nxem import contract
 from nxem.contract import AlertEvent, DeadLetter, ReadingBatch
 from nxem.errors import BackendUnavailable, ContractError
+from nxem.kafka import alert_record, send_and_wait
 from stream import metrics as m
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class Worker:
                 stage="worker", reason_code="conflicting_duplicate",
                 reason=f"meter {c.meter_id} at {c.ts.isoformat()}: value {c.refused_value!r} differs from the "
                        f"stored {c.stored_value!r} (first value kept)",
-                received_at=now, source=f"{self._topics.readings}", original=original,
+                received_at=now, source=self._topics.readings, original=original,
                 enterprise_id=ent, gateway_id=gw,
             ))
         return out
@@ -185,16 +186,9 @@ class Worker:
     def _publish(self, alerts: list[AlertEvent], dead: list[DeadLetter]) -> None:
         if not alerts and not dead:
             return
-        futures = [
-            self._producer.send(self._topics.alerts, key=a.alert_key.encode(), value=contract.encode(a))
-            for a in alerts
-        ] + [self._producer.send(self._topics.deadletter, value=contract.encode(d)) for d in dead]
-        try:
-            self._producer.flush(timeout=30)
-            for f in futures:
-                f.get(timeout=30)
-        except KafkaError as err:
-            raise BackendUnavailable(f"Kafka produce of alerts/dead letters: {err}") from err
+        records = [alert_record(self._topics.alerts, a) for a in alerts]
+        records += [(self._topics.deadletter, None, contract.encode(d)) for d in dead]
+        send_and_wait(self._producer, records, "alerts/dead letters")
 
     def _observe(
         self, batches: list[ReadingBatch], rows: list[Any], alerts: list[AlertEvent],
