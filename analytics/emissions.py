@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from analytics.coefficients import scale_unit
 from analytics.site_energy import MeterSpec, WindowEnergy
@@ -26,6 +27,14 @@ class EmissionFactor:
     source: str  # guideline and year, e.g. the published grid factor of the year used
 
 
+F = TypeVar("F")
+
+
+def factor_for(factors: Mapping[str, F], spec: MeterSpec) -> F | None:
+    """The meter's factor: the one of its coefficient id, else the one of its carrier."""
+    return factors.get(spec.coefficient or "") or factors.get(spec.carrier)
+
+
 def tco2(window: WindowEnergy, specs: Mapping[int, MeterSpec], factors: Mapping[str, EmissionFactor]) -> float:
     """Net tCO₂ of the window: consumed (incl. total_facility) − exported, per meter factor
     looked up by the meter's coefficient id, then its carrier."""
@@ -33,7 +42,7 @@ def tco2(window: WindowEnergy, specs: Mapping[int, MeterSpec], factors: Mapping[
     for meter_id, spec in specs.items():
         if spec.role in ("it_load", "product_output"):
             continue
-        f = factors.get(spec.coefficient or "") or factors.get(spec.carrier)
+        f = factor_for(factors, spec)
         if f is None:
             raise EmissionFactorError(f"no emission factor for meter {meter_id} ({spec.coefficient or spec.carrier})")
         base_qty = window.quantity_by_meter.get(meter_id, 0.0) * scale_unit(spec.unit)[1]

@@ -36,7 +36,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from analytics.coefficients import COEFFICIENTS, ConversionError, scale_unit
-from analytics.emissions import EmissionFactor, EmissionFactorError, tco2
+from analytics.emissions import EmissionFactor, EmissionFactorError, factor_for, tco2
 from analytics.site_energy import MeterSpec, WindowEnergy
 from nxem.errors import ConfigError
 
@@ -80,9 +80,8 @@ class EmissionFactors:
     rows: Mapping[str, FactorRow]
 
     def for_meter(self, spec: MeterSpec) -> FactorRow | None:
-        """The row ``analytics.emissions.tco2`` uses for ``spec``: its coefficient id's, else
-        its carrier's (same lookup order; a unit test keeps the two in step)."""
-        return self.rows.get(spec.coefficient or "") or self.rows.get(spec.carrier)
+        """The row ``analytics.emissions.tco2`` uses for ``spec`` (the same ``factor_for``)."""
+        return factor_for(self.rows, spec)
 
     def mapping(self) -> dict[str, EmissionFactor]:
         return {k: r.factor for k, r in self.rows.items()}

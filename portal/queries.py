@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from alerts.rules.annual import AnnualTceRule
 from analytics.pue import grade as pue_grade
 from portal.views import LOCAL, utc_bounds
-from storage.queries import conversion_params
+from storage.queries import FACTORS, conversion_params
 
 #: Key energy-using unit (重点用能单位): annual comprehensive energy consumption ≥ 10 000 tce.
 KEY_USER_TCE: Final = 10_000.0
@@ -174,8 +174,7 @@ WITH lagged AS (
            ELSE d.last_value + coalesce(m.rollover, 0) - d.base
          END AS qty
   FROM d JOIN meters m ON m.id = d.meter_id JOIN sites s ON s.id = m.site_id
-  LEFT JOIN unnest(%(f_ids)s::int[], %(f_kgce)s::float8[], %(f_kwh)s::float8[], %(f_t)s::float8[])
-    AS f(meter_id, kgce_per_unit, kwh_per_unit, t_per_unit) ON f.meter_id = m.id
+  LEFT JOIN {factors} ON f.meter_id = m.id
   WHERE d.bucket >= %(t0)s
 ), totals AS (
   SELECT site_id, bucket, day,
@@ -186,7 +185,7 @@ WITH lagged AS (
          sum(qty * kwh_per_unit) FILTER (WHERE role = 'it_load') AS it_kwh
   FROM q GROUP BY site_id, bucket, day
 )
-""".replace("{sign}", _TCE_SIGN)
+""".replace("{sign}", _TCE_SIGN).replace("{factors}", FACTORS)
 
 
 def _qty_sql(grain: Grain) -> str:

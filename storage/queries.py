@@ -203,8 +203,8 @@ def conversion_params(conn: psycopg.Connection[Any], site_ids: list[int]) -> dic
     """Per meter of these sites, its factors as SQL array parameters ``f_ids``, ``f_kgce`` (kgce
     per meter unit, GB/T 2589 via ``analytics.coefficients.resolve``, unit scaled), ``f_kwh``
     (kWh per meter unit) and ``f_t`` (tonnes per meter unit); NULL where the meter's carrier or
-    unit has none, so a query can say "unknown" instead of counting it as 0. Join them with
-    ``unnest(%(f_ids)s::int[], %(f_kgce)s::float8[], %(f_kwh)s::float8[], %(f_t)s::float8[])``."""
+    unit has none, so a query can say "unknown" instead of counting it as 0. Join them as
+    ``FACTORS`` (columns ``f.meter_id``, ``f.kgce_per_unit``, ``f.kwh_per_unit``, ``f.t_per_unit``)."""
     from analytics import coefficients
 
     ids: list[int] = []
@@ -229,7 +229,8 @@ def conversion_params(conn: psycopg.Connection[Any], site_ids: list[int]) -> dic
     return {"f_ids": ids, "f_kgce": kgce, "f_kwh": kwh, "f_t": tonnes}
 
 
-_FACTORS: Final = ("unnest(%(f_ids)s::int[], %(f_kgce)s::float8[], %(f_kwh)s::float8[], %(f_t)s::float8[])"
+#: The relation of ``conversion_params`` in a query: ``JOIN {FACTORS} ON f.meter_id = …``.
+FACTORS: Final = ("unnest(%(f_ids)s::int[], %(f_kgce)s::float8[], %(f_kwh)s::float8[], %(f_t)s::float8[])"
                    " AS f(meter_id, kgce_per_unit, kwh_per_unit, t_per_unit)")
 
 
@@ -254,7 +255,7 @@ def site_energy_tce(conn: psycopg.Connection[Any], site_id: int, start: date, en
         f" CASE WHEN bool_or({_SIGN} <> 0 AND f.kgce_per_unit IS NULL) THEN NULL"
         f" ELSE sum(e.energy * f.kgce_per_unit * {_SIGN}) FILTER (WHERE {_SIGN} <> 0) / 1000.0 END"
         " FROM (" + _FROM_DAILY + _STEPS + ") e"
-        f" JOIN meters mt ON mt.id = e.meter_id JOIN {_FACTORS} ON f.meter_id = mt.id"
+        f" JOIN meters mt ON mt.id = e.meter_id JOIN {FACTORS} ON f.meter_id = mt.id"
         " GROUP BY 1 ORDER BY 1",
         {"meters": meters, "start": _local_midnight(start), "end": _local_midnight(end),
          **conversion_params(conn, [site_id])}).fetchall()
@@ -283,7 +284,7 @@ def pue_series(conn: psycopg.Connection[Any], site_id: int, start: datetime, end
         "SELECT e.bucket, sum(e.energy * f.kwh_per_unit) FILTER (WHERE mt.role = 'total_facility'),"
         " sum(e.energy * f.kwh_per_unit) FILTER (WHERE mt.role = 'it_load')"
         f" FROM ({_energy_sql(conn, grain)}) e JOIN meters mt ON mt.id = e.meter_id"
-        f" JOIN {_FACTORS} ON f.meter_id = mt.id"
+        f" JOIN {FACTORS} ON f.meter_id = mt.id"
         " WHERE mt.role IN ('total_facility', 'it_load') GROUP BY 1 ORDER BY 1",
         {"meters": meters, "start": start, "end": end, **conversion_params(conn, [site_id])}).fetchall()
     out = []
@@ -315,14 +316,14 @@ def unit_product_series(conn: psycopg.Connection[Any], site_id: int, start: date
         f" CASE WHEN bool_or({_SIGN} <> 0 AND f.kgce_per_unit IS NULL) THEN NULL"
         f" ELSE coalesce(sum(e.energy * f.kgce_per_unit * {_SIGN}) FILTER (WHERE {_SIGN} <> 0), 0) END"
         " FROM (" + _FROM_DAILY + _STEPS + ") e"
-        f" JOIN meters mt ON mt.id = e.meter_id JOIN {_FACTORS} ON f.meter_id = mt.id"
+        f" JOIN meters mt ON mt.id = e.meter_id JOIN {FACTORS} ON f.meter_id = mt.id"
         " GROUP BY 1 ORDER BY 1", params).fetchall()
     energy = {p: None if kg is None else float(kg) for p, kg in rows}
     outs = conn.execute(
         f"SELECT date_trunc('{period}', (e.bucket AT TIME ZONE '{LOCAL_TZ}'))::date AS p, mt.product,"
         " sum(e.energy * f.t_per_unit)"
         " FROM (" + _FROM_DAILY + _STEPS + ") e JOIN meters mt ON mt.id = e.meter_id"
-        f" JOIN {_FACTORS} ON f.meter_id = mt.id"
+        f" JOIN {FACTORS} ON f.meter_id = mt.id"
         " WHERE mt.role = 'product_output' GROUP BY 1, 2 ORDER BY 1, 2", params).fetchall()
     result = []
     for p, product, out in outs:
