@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import threading
 import time
 import urllib.request
@@ -25,14 +24,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-import yaml
 
 from nxem.harness import Pipeline, create_topics, delete_topics, metric, pipeline
 from nxem.services import ServiceSettings, ensure_up
 
 CLK = os.sysconf("SC_CLK_TCK")
-#: libyaml's safe dumper when available: the 100 000-meter fleet file took 26 s with the pure one
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 # ---------------------------------------------------------------- process CPU accounting
@@ -151,7 +147,6 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, w
         alert_probe: bool = True) -> None:
     from simulators.load import LoadConfig, load_fleet_document, run_load
     from simulators.settings import SimulatorSettings
-    from storage.registry import load_registry_file, upsert_registry
 
     settings = ServiceSettings()
     ensure_up(settings)
@@ -171,10 +166,7 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, raw: bool, w
                   f"= {produce * meters:,.0f} readings/s at {meters}/record")
             print(f"raw  kafka-python consume                 : {consume:>12,.0f} records/s "
                   f"= {consume * meters:,.0f} readings/s")
-        with tempfile.TemporaryDirectory() as tmp, psycopg.connect(p.admin_dsn) as conn:
-            path = Path(tmp) / "fleet.yaml"
-            path.write_text(yaml.dump(load_fleet_document(cfg), Dumper=_DUMPER, allow_unicode=True))
-            upsert_registry(conn, load_registry_file(path))
+        p.register(load_fleet_document(cfg))
         collector = p.start_collector()
         worker = p.start_worker()
         probe = CpuProbe({
@@ -291,7 +283,6 @@ def _alert_probe(p: Pipeline, delay_s: float, out: dict[str, float | str]) -> No
     from simulators.run import run_scenario
     from simulators.scenario import data_centre_document, parse_scenario
     from simulators.settings import SimulatorSettings
-    from storage.registry import load_registry_file, upsert_registry
 
     time.sleep(delay_s)
     now = datetime.now(UTC)
@@ -299,10 +290,7 @@ def _alert_probe(p: Pipeline, delay_s: float, out: dict[str, float | str]) -> No
     doc = data_centre_document("91640500MA76L8XK3A", "bench-dc", "gw-bench-dc", pue=1.3, it_kw=2000,
                                start=start, hours=4)
     doc["enterprises"][0]["sites"][0]["pue_window_hours"] = 1
-    with tempfile.TemporaryDirectory() as tmp, psycopg.connect(p.admin_dsn) as conn:
-        path = Path(tmp) / "dc.yaml"
-        path.write_text(yaml.dump(doc, Dumper=_DUMPER, allow_unicode=True))
-        upsert_registry(conn, load_registry_file(path))
+    p.register(doc)
     time.sleep(2.5)  # the processes pick up the new registry version (1 s refresh in the harness)
     truth = run_scenario(parse_scenario(doc, now=start, name="bench-dc"), SimulatorSettings(), mode="backfill")
     sent = time.monotonic()  # every message of the scenario is acknowledged by the broker

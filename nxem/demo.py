@@ -3,7 +3,8 @@
 Starts (idempotently) Mosquitto, Kafka and PostgreSQL; migrates the database; loads the
 scenario's registry; starts the collector, one worker and the portal as child processes;
 publishes the scenario through the gateway simulators (its history at full speed, then live);
-prints where to look; and stops its child processes on Ctrl-C or after ``duration_s``. The services stay up (``nxem services down``).
+prints where to look; and stops its child processes on Ctrl-C or after ``duration_s``. The
+services stay up (``nxem services down``).
 """
 
 from __future__ import annotations
@@ -73,17 +74,18 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
         sc = live_scenario(load_scenario(scenario_path), duration_s)
         console.print(f"simulating {scenario_path}: its history from {sc.simulation.start:%Y-%m-%d %H:%M} UTC at "
                       f"full speed, then live every {sc.simulation.interval} until stopped")
-        published: list[int] = []
+        def caught_up(k: int, _n: int) -> None:
+            if k == history_ticks:
+                console.print("history published: live from now on")
 
         def simulate() -> None:
             try:
-                truth = run_scenario(sc, SimulatorSettings(), mode="realtime",
-                                     progress=lambda k, _n: published.append(k) if k == caught_up else None)
+                truth = run_scenario(sc, SimulatorSettings(), mode="realtime", progress=caught_up)
                 console.print(f"published {truth.readings} readings in {truth.messages} MQTT messages")
             except Exception as err:  # noqa: BLE001 - shown, the demo's other parts keep running
                 console.print(f"[red]simulator stopped: {err}")
 
-        caught_up = int((datetime.now(UTC) - sc.simulation.start) // sc.simulation.interval)
+        history_ticks = int((datetime.now(UTC) - sc.simulation.start) // sc.simulation.interval)
         simulator = threading.Thread(target=simulate, name="simulator", daemon=True)
         simulator.start()
         console.rule("where to look")
@@ -98,8 +100,6 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
         deadline = time.monotonic() + duration_s if duration_s > 0 else None
         while deadline is None or time.monotonic() < deadline:
             time.sleep(1)
-            if published and published.pop():
-                console.print("history published: live from now on")
             for name, p in procs.items():
                 if p.poll() is not None:
                     raise SystemExit(f"{name} exited with {p.returncode}; see {log_dir / f'demo-{name}.log'}")

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +123,16 @@ class Pipeline:
 
     def start_worker(self, name: str = "worker", **env: str) -> Proc:
         return self.start("stream", name, "nxem_worker_ready", env)
+
+    def register(self, *docs: Mapping[str, Any]) -> None:
+        """Upsert registry (or scenario) documents into this run's database, validated as a
+        registry file is (``parse_registry``), without a trip through YAML."""
+        from storage.registry import upsert_registry
+        from storage.registry_format import parse_registry
+
+        with psycopg.connect(self.admin_dsn) as conn:
+            for doc in docs:
+                upsert_registry(conn, parse_registry(doc))
 
     def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.admin_dsn) as conn:

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-import psycopg
 import pytest
-import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.payload import MAX_PAYLOAD_BYTES, topic_for
@@ -29,7 +25,6 @@ from nxem import contract
 from nxem.harness import Pipeline, consume_all, pipeline, wait_for
 from nxem.services import ServiceSettings
 from simulators.scenario import data_centre_document
-from storage.registry import load_registry_file, upsert_registry
 
 pytestmark = pytest.mark.integration
 
@@ -114,13 +109,9 @@ def _collector_invalid(port: int) -> Counter[str]:
 
 @pytest.fixture(scope="module")
 def running(services: ServiceSettings) -> Iterator[Pipeline]:
-    with pipeline(services) as p, tempfile.TemporaryDirectory() as tmp:
-        with psycopg.connect(p.admin_dsn) as conn:
-            for ent, code, gw in ((ENT, "bad-dc-a", GW), (OTHER_ENT, "bad-dc-b", OTHER_GW)):
-                path = Path(tmp) / f"{code}.yaml"
-                path.write_text(yaml.safe_dump(data_centre_document(ent, code, gw, 1.1, 100.0, T0, 1),
-                                               allow_unicode=True))
-                upsert_registry(conn, load_registry_file(path))
+    with pipeline(services) as p:
+        p.register(*(data_centre_document(ent, code, gw, 1.1, 100.0, T0, 1)
+                     for ent, code, gw in ((ENT, "bad-dc-a", GW), (OTHER_ENT, "bad-dc-b", OTHER_GW))))
         p.start_collector()
         p.start_worker()
         yield p

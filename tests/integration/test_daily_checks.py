@@ -21,25 +21,21 @@ Expected values come from these parameters, not from the code under test.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from nxem import contract
 from nxem.contract import AlertEvent
 from nxem.harness import Pipeline, pipeline
-from nxem.kafka import make_producer
+from nxem.kafka import alert_publisher, make_producer
 from nxem.services import ServiceSettings
 from simulators.scenario import data_centre_document
 from storage import ingest, roles
-from storage.registry import load_registry_file, upsert_registry
-from stream.daily import DailyConfig, kafka_publisher, run_due, run_once
+from stream.daily import DailyConfig, run_due, run_once
 from stream.settings import WorkerSettings
 
 pytestmark = pytest.mark.integration
@@ -90,10 +86,7 @@ def consume(topic: str, bootstrap: str) -> list[AlertEvent]:
 def env(services: ServiceSettings) -> Iterator[tuple[Pipeline, str, dict[str, int], dict[str, float]]]:
     with pipeline(services) as p:
         doc = data_centre_document(ENT, "daily-dc", "gw-daily", pue=1.2, it_kw=500.0, start=LOCAL0, hours=1)
-        with psycopg.connect(p.admin_dsn) as conn, tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "dc.yaml"
-            path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-            upsert_registry(conn, load_registry_file(path))
+        p.register(doc)
         meters = {code: mid for mid, code in p.sql("SELECT id, code FROM meters")}
         ws = WorkerSettings(pg_host=services.pg_host, pg_port=services.pg_port, pg_db=p.dbname,
                             data_dir=services.resolved_data_dir())
@@ -114,7 +107,7 @@ def test_daily_checks_open_dedupe_and_clear(env: tuple[Pipeline, str, dict[str, 
                                             services: ServiceSettings) -> None:
     p, dsn, meters, registers = env
     producer = make_producer(services.kafka_bootstrap, "daily-test")
-    publish = kafka_publisher(producer, p.topics["alerts"])
+    publish = alert_publisher(producer, p.topics["alerts"])
     fac, it = meters["facility-main"], meters["it-main"]
     try:
         # 03-11 01:30 local, grace 1 h: D (ended 01:30 ago) is the last ended day; no scheduled

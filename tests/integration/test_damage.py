@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -33,7 +32,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from nxem import contract
 from nxem.harness import Pipeline, consume_all, metric, pipeline, wait_for
@@ -46,7 +44,6 @@ from simulators.run import run_scenario
 from simulators.scenario import data_centre_document, parse_scenario
 from simulators.settings import SimulatorSettings
 from simulators.truth import GroundTruth, checksum
-from storage.registry import load_registry_file, upsert_registry
 
 pytestmark = pytest.mark.integration
 
@@ -104,15 +101,12 @@ def _readings(p: Pipeline) -> int:
 @pytest.fixture
 def stream(services: ServiceSettings) -> Iterator[Callable[..., Stream]]:
     """Start a pipeline, its processes and the simulated stream; yields a starter."""
-    with tempfile.TemporaryDirectory() as tmp, pipeline(services) as p:
+    with pipeline(services) as p:
 
         def start(workers: int = 1, collector_env: dict[str, str] | None = None) -> Stream:
             seed = random.randrange(10**6)
             doc = _document(seed)
-            path = Path(tmp) / "fleet.yaml"
-            path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-            with psycopg.connect(p.admin_dsn) as conn:
-                upsert_registry(conn, load_registry_file(path))
+            p.register(doc)
             p.start_collector(**(collector_env or {}))
             for i in range(workers):
                 p.start_worker(name=f"worker{i}")

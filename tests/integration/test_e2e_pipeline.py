@@ -11,16 +11,12 @@ computed by the simulator's ground truth, independent of the pipeline's code).
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import psycopg
 import pytest
-import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.payload import topic_for
@@ -30,7 +26,6 @@ from simulators.run import run_scenario
 from simulators.scenario import data_centre_document, parse_scenario
 from simulators.settings import SimulatorSettings
 from simulators.truth import GroundTruth, checksum
-from storage.registry import load_registry_file, upsert_registry
 from nxem.harness import Pipeline, consume_all, pipeline, wait_for
 
 pytestmark = pytest.mark.integration
@@ -61,11 +56,7 @@ def running(services: ServiceSettings) -> Iterator[tuple[Pipeline, dict[str, Gro
         "cool": _doc(COOL_ENT, "e2e-dc-cool", "gw-e2e-cool", 1.1, start),
     }
     with pipeline(services) as p:
-        with psycopg.connect(p.admin_dsn) as conn, tempfile.TemporaryDirectory() as tmp:
-            for name, doc in docs.items():
-                path = Path(tmp) / f"{name}.yaml"
-                path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-                upsert_registry(conn, load_registry_file(path))
+        p.register(*docs.values())
         p.start_collector()
         p.start_worker(NXEM_WORKER_SILENCE_CHECK_S="2")
         truths = {

@@ -29,7 +29,6 @@ from typing import Any
 import paho.mqtt.client as paho
 import psycopg
 import pytest
-import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -39,7 +38,6 @@ from nxem import contract
 from nxem.harness import Pipeline, consume_all, free_port, pipeline, wait_for
 from nxem.services import ServiceSettings, mosquitto
 from simulators.scenario import data_centre_document
-from storage.registry import load_registry_file, upsert_registry
 
 pytestmark = pytest.mark.integration
 
@@ -127,12 +125,9 @@ def _message(ent: str, gw: str, ts: datetime, value: float) -> bytes:
 def secured(services: ServiceSettings) -> Iterator[Secured]:
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
     with pipeline(services) as p, tempfile.TemporaryDirectory(prefix="nxem-mqtt-auth-") as tmp:
+        p.register(*(data_centre_document(ent, code, gw, 1.1, 100.0, start, 1)
+                     for ent, code, gw in ((ENT_A, "acl-dc-a", GW_A), (ENT_B, "acl-dc-b", GW_B))))
         with psycopg.connect(p.admin_dsn) as conn:
-            for ent, code, gw in ((ENT_A, "acl-dc-a", GW_A), (ENT_B, "acl-dc-b", GW_B)):
-                path = Path(tmp) / f"{code}.yaml"
-                path.write_text(yaml.safe_dump(data_centre_document(ent, code, gw, 1.1, 100.0, start, 1),
-                                               allow_unicode=True))
-                upsert_registry(conn, load_registry_file(path))
             gateways = gateway_accounts(conn)
         broker = ServiceSettings(data_dir=Path(tmp) / "data", mqtt_port=free_port(), mqtt_anonymous=False)
         secrets = Path(tmp) / "secrets"

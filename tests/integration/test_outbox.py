@@ -3,13 +3,10 @@ workers' outbox relay; the workers' own transitions are not published a second t
 
 from __future__ import annotations
 
-import tempfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
-import yaml
 from psycopg.rows import dict_row
 
 from nxem import contract
@@ -19,7 +16,6 @@ from nxem.services import ServiceSettings
 from portal.queries import acknowledge
 from simulators.scenario import data_centre_document
 from storage.ingest import write_batch
-from storage.registry import load_registry_file, upsert_registry
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +26,9 @@ def test_an_acknowledgement_is_published_once_and_worker_transitions_are_not_rep
     services: ServiceSettings,
 ) -> None:
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    with pipeline(services) as p, tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "dc.yaml"
-        path.write_text(yaml.safe_dump(data_centre_document(ENT, "outbox-dc", "gw-outbox", 1.3, 100.0, at, 1),
-                                       allow_unicode=True))
+    with pipeline(services) as p:
+        p.register(data_centre_document(ENT, "outbox-dc", "gw-outbox", 1.3, 100.0, at, 1))
         with psycopg.connect(p.admin_dsn) as conn:
-            upsert_registry(conn, load_registry_file(path))
             site = conn.execute("SELECT id FROM sites WHERE code = 'outbox-dc'").fetchone()[0]  # type: ignore[index]
             opened = AlertEvent(alert_key=alert_key("site", site, "pue_above_limit"), source_kind="site",
                                 source_id=site, enterprise_id=ENT, rule="pue_above_limit", kind="opened",
