@@ -83,7 +83,7 @@ def main() -> None:
     with psycopg.connect(admin_dsn(settings), autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{db}"')
     try:
-        migrate(admin_dsn(settings, dbname=db), secrets_dir=settings.resolved_data_dir() / "secrets")
+        migrate(admin_dsn(settings, dbname=db), backend=settings.db_backend, secrets_dir=settings.resolved_data_dir() / "secrets")
         with psycopg.connect(admin_dsn(settings, dbname=db)) as c:
             upsert_registry(c, parse_registry(_registry(args.meters), "bench"))
             ids = [r[0] for r in c.execute("SELECT id FROM meters ORDER BY id").fetchall()]

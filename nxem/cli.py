@@ -33,7 +33,8 @@ def db_migrate() -> None:
     from nxem.services.settings import ServiceSettings
     from storage.migrate import migrate
 
-    applied = migrate(pg.admin_dsn(ServiceSettings()))
+    settings = ServiceSettings()
+    applied = migrate(pg.admin_dsn(settings), backend=settings.db_backend)
     typer.echo(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
 
 

@@ -51,7 +51,7 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
     console.print("services: Mosquitto, Kafka (KRaft), PostgreSQL …")
     ensure_up(settings)
     dsn = admin_dsn(settings)
-    applied = migrate(dsn)
+    applied = migrate(dsn, backend=settings.db_backend)
     console.print(f"database migrated ({len(applied)} new migrations)")
     with psycopg.connect(dsn) as conn:
         upsert_registry(conn, load_registry_file(scenario_path))

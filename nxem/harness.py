@@ -200,7 +200,7 @@ def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipelin
     log_dir = settings.resolved_data_dir() / "logs" / "tests"
     log_dir.mkdir(parents=True, exist_ok=True)
     p = Pipeline(settings, dbname, suffix, env, log_dir)
-    migrate(p.admin_dsn)
+    migrate(p.admin_dsn, backend=settings.db_backend)
     try:
         yield p
     finally:

@@ -4,9 +4,15 @@
   together with its row in ``schema_migrations`` (so a failure leaves nothing half-applied).
 * Safe to run twice and concurrently: an advisory lock serialises runners and an applied
   version is skipped. A fresh database and an old one end at the same schema.
-* The backend is chosen once, at the first run: TimescaleDB when ``pg_available_extensions``
-  lists it, native partitioning otherwise; ``sql_timescale/NNNN_name.sql`` then replaces the
-  native file of the same name. The choice is recorded per migration and never changes.
+* The backend is chosen once, at the first run, by the caller's ``backend`` (the setting
+  ``NXEM_DB_BACKEND``: ``auto`` | ``native`` | ``timescale``; this module reads no environment).
+  ``auto`` takes TimescaleDB when the server can load it (listed in ``pg_available_extensions``
+  and preloaded), native partitioning otherwise; ``timescale`` without the extension is an
+  error naming the setting. ``sql_timescale/NNNN_name.sql`` then replaces the native file of
+  the same name. The choice is recorded per migration and never changes (asking for the other
+  backend on a migrated database is an error; ``auto`` follows the record).
+* The schema owner keeps LOGIN with no password (0013, storage/roles.py): re-asserted inside
+  every migration transaction, because the applied 0001 says NOLOGIN each time it runs.
 * A migration file changed after it was applied is an error (its sha256 is recorded).
 * Every run then (re)sets the LOGIN roles' passwords from their files (generated when absent,
   see storage/roles.py) as SCRAM verifiers computed client-side, so the clear text never
@@ -33,6 +39,9 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 Backend = Literal["native", "timescale"]
+#: The setting ``NXEM_DB_BACKEND`` (nxem.services.settings.ServiceSettings.db_backend).
+BackendChoice = Literal["auto", "native", "timescale"]
+SETTING: Final = "NXEM_DB_BACKEND"
 _LOCK_KEY: Final = 0x6E78656D  # "nxem": one migration runner per database at a time
 
 
@@ -73,16 +82,22 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
-def _backend(conn: psycopg.Connection[Any], forced: Backend | None) -> Backend:
+def _backend(conn: psycopg.Connection[Any], choice: BackendChoice) -> Backend:
     row = conn.execute("SELECT backend FROM schema_migrations ORDER BY version LIMIT 1").fetchone()
     if row is not None:
         recorded: Backend = row[0]
-        if forced is not None and forced != recorded:
-            raise StorageError(f"database was migrated for {recorded}; cannot switch to {forced}")
+        if choice != "auto" and choice != recorded:
+            raise StorageError(f"{SETTING}={choice}, but this database was migrated for {recorded} "
+                               f"and cannot switch; set {SETTING}={recorded} or auto, or use a new database")
         return recorded
-    if forced is not None:
-        return forced
-    return "timescale" if timescale.available(conn) else "native"
+    if choice == "native":
+        return "native"
+    missing = timescale.unavailable_reason(conn)
+    if choice == "timescale" and missing is not None:
+        raise StorageError(f"{SETTING}=timescale, but {missing}; install TimescaleDB 2.28 "
+                           f"(../shared/tools/timescaledb/install.sh for the local runner) "
+                           f"or set {SETTING}=native")
+    return "timescale" if missing is None else "native"
 
 
 def backend_of(conn: psycopg.Connection[Any]) -> Backend:
@@ -110,6 +125,7 @@ def _apply(conn: psycopg.Connection[Any], m: Migration, backend: Backend) -> boo
                 raise TimescaleError(f"migration {path.name}: {err}") from err
             raise StorageError(f"migration {path.name} failed: {err}") from err
         conn.execute("RESET ROLE")
+        roles.ensure_owner_login(conn)
         conn.execute("INSERT INTO schema_migrations (version, name, backend, sha256) VALUES (%s, %s, %s, %s)",
                      (m.version, m.name, backend, digest))
     log.info("applied migration name=%s backend=%s", m.name, backend)
@@ -128,11 +144,12 @@ def set_role_passwords(conn: psycopg.Connection[Any], secrets_dir: Path) -> None
 def migrate(
     admin_dsn: str,
     *,
+    backend: BackendChoice,
     secrets_dir: Path | None = None,
     policies: timescale.Policies | None = None,
-    backend: Backend | None = None,
 ) -> list[str]:
-    """Apply the pending migrations as the superuser; return the names applied (may be [])."""
+    """Apply the pending migrations as the superuser; return the names applied (may be []).
+    ``backend`` is the caller's ``NXEM_DB_BACKEND`` (see the module doc)."""
     try:
         conn = psycopg.connect(admin_dsn, autocommit=True, application_name="nxem-migrate")
     except psycopg.Error as err:
@@ -144,6 +161,7 @@ def migrate(
         chosen = _backend(conn, backend)
         applied = [m.name for m in migrations() if _apply(conn, m, chosen)]
         with conn.transaction():
+            roles.ensure_owner_login(conn)
             set_role_passwords(conn, secrets_dir or default_secrets_dir())
             if chosen == "timescale":
                 timescale.apply_policies(conn, policies or timescale.Policies())

@@ -2,7 +2,12 @@
 
 Roles (cluster-wide; created idempotently by ``0001``):
 
-* ``nxem_owner`` (NOLOGIN) owns every table, view and function; nobody logs in as it.
+* ``nxem_owner`` owns every table, view and function; nobody logs in as it. It has LOGIN with
+  ``PASSWORD NULL`` (0013): TimescaleDB runs its jobs (compression, retention, aggregate
+  refresh) as background workers under the hypertables' owner and refuses to schedule them for a
+  NOLOGIN owner. A background worker does not authenticate; every client does, and the owner has
+  no password (password authentication always fails) and a ``reject`` line in pg_hba.conf (the
+  local runner writes it, deploy/ documents it). See the README's storage security section.
 * ``nxem_all_tenants`` (NOLOGIN group) -- members see every enterprise through the views.
 * ``nxem_ingest`` (LOGIN, BYPASSRLS, member of nxem_all_tenants): collector and worker.
   Inserts readings, alerts, transitions and dead letters; reads the registry. BYPASSRLS is
@@ -23,8 +28,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Final, Literal, Protocol, get_args
+from typing import Any, Final, Literal, Protocol, get_args
 
+import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from nxem.errors import ConfigError
@@ -32,6 +39,8 @@ from nxem.errors import ConfigError
 LoginRole = Literal["nxem_ingest", "nxem_portal", "nxem_inspector"]
 LOGIN_ROLES: Final[tuple[LoginRole, ...]] = get_args(LoginRole)
 OWNER: Final = "nxem_owner"
+#: What 0013 gives the owner; re-asserted by the migration runner (see ``ensure_owner_login``).
+OWNER_LOGIN: Final = "LOGIN PASSWORD NULL NOBYPASSRLS"
 
 
 class PgSettings(Protocol):
@@ -112,3 +121,17 @@ def mask(conninfo: str) -> str:
     if "password" in params:
         params["password"] = "***"
     return make_conninfo("", **params)
+
+
+def ensure_owner_login(conn: psycopg.Connection[Any]) -> None:
+    """Give the owner ``OWNER_LOGIN`` unless it has it, in the caller's transaction (superuser).
+
+    Roles are cluster-wide and the applied migration 0001 re-asserts ``NOLOGIN`` whenever a new
+    database of the cluster is migrated: run in that same transaction, this keeps that NOLOGIN
+    from ever being committed, so TimescaleDB's jobs of the other databases keep their owner.
+    A password set on the owner by hand is removed the same way."""
+    row = conn.execute("SELECT rolcanlogin, rolpassword IS NULL, rolbypassrls FROM pg_authid"
+                       " WHERE rolname = %s", (OWNER,)).fetchone()
+    if row is None or (row[0] and row[1] and not row[2]):
+        return
+    conn.execute(sql.SQL("ALTER ROLE {} " + OWNER_LOGIN).format(sql.Identifier(OWNER)))

@@ -50,6 +50,18 @@ def available(conn: psycopg.Connection[Any]) -> bool:
     return row is not None
 
 
+def unavailable_reason(conn: psycopg.Connection[Any]) -> str | None:
+    """Why this server cannot run TimescaleDB (None when it can): the extension files must be
+    installed and the library preloaded (``CREATE EXTENSION`` fails otherwise)."""
+    if not available(conn):
+        return "the server lists no timescaledb in pg_available_extensions"
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    preload = [part.strip() for part in str(row[0] if row else "").split(",")]
+    if "timescaledb" not in preload:
+        return "the server does not preload timescaledb (shared_preload_libraries)"
+    return None
+
+
 def installed(conn: psycopg.Connection[Any]) -> bool:
     """True when the extension is created in this database."""
     row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.migrate import BackendChoice
+
 #: Repository root: the parent of the ``nxem`` package folder.
 REPO_ROOT: Path = Path(__file__).resolve().parents[2]
 
@@ -31,6 +33,16 @@ class ServiceSettings(BaseSettings):
     pg_host: str = "127.0.0.1"
     pg_port: int = Field(default=15432, ge=1, le=65535)
     pg_db: str = Field(default="nxem", pattern=r"^[a-z_][a-z0-9_]*$")
+    db_backend: BackendChoice = Field(
+        default="auto",
+        description="storage path of a new database at its first `nxem db migrate`: auto "
+                    "(TimescaleDB when the server can load it), native (PostgreSQL partitions) "
+                    "or timescale (an error when the extension is missing)")
+    pg_timescaledb_dir: Path | None = Field(
+        default=None,
+        description="folder whose install.sh (when present, run as root) installs TimescaleDB "
+                    "before the local PostgreSQL starts; the server then preloads it "
+                    "(default <repo>/../shared/tools/timescaledb)")
     topic_readings: str = "nxem.readings.v1"
     topic_alerts: str = "nxem.alerts.v1"
     topic_deadletter: str = "nxem.deadletter.v1"
@@ -49,6 +61,11 @@ class ServiceSettings(BaseSettings):
     def topics(self) -> tuple[str, str, str]:
         """The pipeline topics created by ``services up``."""
         return (self.topic_readings, self.topic_alerts, self.topic_deadletter)
+
+    def timescaledb_installer(self) -> Path:
+        """The TimescaleDB ``install.sh`` the runner uses when it exists."""
+        folder = self.pg_timescaledb_dir or REPO_ROOT.parent / "shared" / "tools" / "timescaledb"
+        return folder.expanduser().resolve() / "install.sh"
 
     def resolved_data_dir(self) -> Path:
         """Absolute data folder (relative values are taken from the current directory)."""

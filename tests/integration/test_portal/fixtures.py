@@ -61,7 +61,7 @@ def create_database(settings: ServiceSettings) -> tuple[str, str]:
     with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
     dsn = admin_dsn(settings, dbname=dbname)
-    migrate(dsn)
+    migrate(dsn, backend=settings.db_backend)
     return dbname, dsn
 
 

@@ -6,6 +6,7 @@ passwords come from the session's secrets folder (storage/roles.py).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,12 +64,34 @@ def drop_db(settings: ServiceSettings, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _close_template(conn: psycopg.Connection[Any], name: str) -> None:
+    """No session may use a template while it is copied; TimescaleDB's job scheduler connects
+    to every database with the extension. Refuse new connections, end the ones there."""
+    conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+def copy_template(settings: ServiceSettings, template: str, name: str) -> None:
+    """CREATE DATABASE … TEMPLATE, retried while a terminated session is still leaving."""
+    with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
+        for attempt in range(50):
+            _close_template(conn, template)
+            try:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def migrated_template(services: ServiceSettings) -> Iterator[str]:
     """One migrated database per session, copied for each test (CREATE DATABASE … TEMPLATE)."""
     name = create_db(services)
     try:
-        migrate(admin_dsn(services, dbname=name), secrets_dir=services.resolved_data_dir() / "secrets")
+        migrate(admin_dsn(services, dbname=name), backend=services.db_backend,
+                secrets_dir=services.resolved_data_dir() / "secrets")
         yield name
     finally:
         drop_db(services, name)
@@ -77,8 +100,7 @@ def migrated_template(services: ServiceSettings) -> Iterator[str]:
 @pytest.fixture()
 def db(services: ServiceSettings, migrated_template: str) -> Iterator[Db]:
     name = f"nxem_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn(services), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    copy_template(services, migrated_template, name)
     try:
         yield Db(services, name)
     finally:

@@ -121,10 +121,10 @@ def test_migrate_on_a_fresh_database_twice(services: ServiceSettings) -> None:
     try:
         dsn = admin_dsn(services, dbname=name)
         secrets = services.resolved_data_dir() / "secrets"
-        first = migrate(dsn, secrets_dir=secrets)
+        first = migrate(dsn, backend=services.db_backend, secrets_dir=secrets)
         assert first[:6] == ["0001_roles.sql", "0002_registry.sql", "0003_readings.sql", "0004_rollups.sql",
                              "0005_alerts.sql", "0006_tenant_views.sql"]
-        assert migrate(dsn, secrets_dir=secrets) == []
+        assert migrate(dsn, backend=services.db_backend, secrets_dir=secrets) == []
         for role in LOGIN_ROLES:
             assert (secrets / f"{role}.password").stat().st_mode & 0o777 == 0o600
         with psycopg.connect(dsn) as conn:
@@ -143,11 +143,11 @@ def test_an_edited_applied_migration_is_refused(services: ServiceSettings) -> No
     name = create_db(services)
     try:
         dsn = admin_dsn(services, dbname=name)
-        migrate(dsn, secrets_dir=services.resolved_data_dir() / "secrets")
+        migrate(dsn, backend=services.db_backend, secrets_dir=services.resolved_data_dir() / "secrets")
         with psycopg.connect(dsn) as conn:
             conn.execute("UPDATE schema_migrations SET sha256 = 'x' WHERE version = '0002'")
         with pytest.raises(StorageError, match="0002_registry.sql changed after it was applied"):
-            migrate(dsn, secrets_dir=services.resolved_data_dir() / "secrets")
+            migrate(dsn, backend=services.db_backend, secrets_dir=services.resolved_data_dir() / "secrets")
     finally:
         drop_db(services, name)
 
