@@ -1,20 +1,32 @@
 """Kafka adapter: builds kafka-python producers/consumers with the pipeline's settings and
-translates kafka-python's errors into ours. Holds no business rule."""
+translates kafka-python's errors into ours (``KafkaUnavailable``). Holds no business rule.
+
+The only module of the application that imports kafka-python: the worker speaks to its consumer
+through ``GroupConsumer`` (subscription, rebalance callbacks as plain sets, rebuild) and the
+loop's calls here (``commit_offsets``, ``rewind_to_committed``, ``partition_lags``);
+``ClusterWatch`` asks the broker, from any thread, what ``nxem.watchdog`` judges."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import OffsetSpec
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from nxem import contract
 from nxem.contract import AlertEvent
 from nxem.errors import BackendUnavailable
+from nxem.watchdog import GroupView
 
 Record = tuple[str, bytes | None, bytes]  # topic, key, value
+
+
+class KafkaUnavailable(BackendUnavailable):
+    """Kafka is down or refused the call (the loop backs off and retries)."""
 
 
 def _servers(bootstrap: str) -> list[str]:
@@ -42,7 +54,7 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
     try:
         return KafkaProducer(**config)
     except KafkaError as err:
-        raise BackendUnavailable(f"Kafka producer for {bootstrap}: {err}") from err
+        raise KafkaUnavailable(f"Kafka producer for {bootstrap}: {err}") from err
 
 
 def make_consumer(bootstrap: str, group_id: str, client_id: str, **overrides: Any) -> KafkaConsumer:
@@ -65,7 +77,7 @@ def make_consumer(bootstrap: str, group_id: str, client_id: str, **overrides: An
     try:
         consumer = KafkaConsumer(**config)
     except KafkaError as err:
-        raise BackendUnavailable(f"Kafka consumer for {bootstrap}: {err}") from err
+        raise KafkaUnavailable(f"Kafka consumer for {bootstrap}: {err}") from err
     return consumer
 
 
@@ -78,7 +90,7 @@ def send_and_wait(producer: KafkaProducer, records: Iterable[Record], what: str,
         for f in futures:
             f.get(timeout=timeout_s)
     except KafkaError as err:
-        raise BackendUnavailable(f"Kafka produce of {what}: {err}") from err
+        raise KafkaUnavailable(f"Kafka produce of {what}: {err}") from err
 
 
 def alert_record(topic: str, event: AlertEvent) -> Record:
@@ -112,3 +124,176 @@ def key_owner(consumer: Any, topic: str) -> Callable[[bytes], bool]:
         return partition_of(key, partitions) in mine
 
     return owns
+
+
+# -- the worker's group consumer, its watchdog's eyes, and the loop's calls ---------------------
+
+Consumer = KafkaConsumer  # for annotations elsewhere: kafka-python is imported here only
+Producer = KafkaProducer
+Partition = tuple[str, int]  # (topic, partition), as nxem.watchdog counts them
+
+
+
+def commit_offsets(consumer: KafkaConsumer) -> None:
+    """Commit the consumed offsets (after the database has the records)."""
+    try:
+        consumer.commit()
+    except KafkaError as err:
+        raise KafkaUnavailable(f"Kafka offset commit: {err}") from err
+
+
+def rewind_to_committed(consumer: KafkaConsumer) -> None:
+    """Seek every held partition back to its committed offset (the beginning when none), so
+    polled-but-uncommitted records are fetched again."""
+    try:
+        for tp in consumer.assignment():
+            committed = consumer.committed(tp)
+            if committed is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+    except KafkaError as err:
+        raise KafkaUnavailable(f"Kafka committed offsets: {err}") from err
+
+
+def partition_lags(consumer: KafkaConsumer) -> dict[int, int]:
+    """partition -> records behind its high watermark, as this consumer last fetched it (no I/O)."""
+    out: dict[int, int] = {}
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        pos = consumer.position(tp) if high is not None else None
+        if high is not None and pos is not None:
+            out[tp.partition] = max(0, high - pos)
+    return out
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, assigned: Callable[[frozenset[Partition]], None],
+                 revoked: Callable[[frozenset[Partition]], None]) -> None:
+        self._assigned, self._revoked = assigned, revoked
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._revoked(frozenset((tp.topic, tp.partition) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._assigned(frozenset((tp.topic, tp.partition) for tp in assigned))
+
+
+def _ignore(_parts: frozenset[Partition]) -> None:
+    return None
+
+
+class GroupConsumer:
+    """A consumer subscribed to ``topics`` in its group that can be built again (the
+    watchdog's remedy). The rebalance callbacks get plain ``(topic, partition)`` sets; on a
+    rebuild the old consumer's partitions are passed to ``on_revoked`` as in a rebalance.
+
+    Also what ``key_owner`` needs (``partitions_for_topic``, ``assignment``) of the current
+    consumer. Not thread-safe, like the consumer: use it from the loop's thread."""
+
+    def __init__(self, build: Callable[[], KafkaConsumer], topics: Sequence[str],
+                 on_assigned: Callable[[frozenset[Partition]], None] = _ignore,
+                 on_revoked: Callable[[frozenset[Partition]], None] = _ignore) -> None:
+        self._build, self._topics = build, list(topics)
+        self._listener = _Listener(on_assigned, on_revoked)
+        self._on_revoked = on_revoked
+        self._consumer = self._subscribed(build())
+
+    def _subscribed(self, consumer: KafkaConsumer) -> KafkaConsumer:
+        consumer.subscribe(self._topics, listener=self._listener)
+        return consumer
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        return self._consumer
+
+    def held(self) -> frozenset[Partition]:
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def assignment(self) -> set[TopicPartition]:
+        found: set[TopicPartition] = self._consumer.assignment()
+        return found
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        found: set[int] | None = self._consumer.partitions_for_topic(topic)
+        return found
+
+    def recreate(self, close_timeout_s: float = 10.0) -> KafkaConsumer:
+        """Close the consumer (it leaves the group) and subscribe a new one. The new one is
+        built first: when that fails (``BackendUnavailable``) the old one is kept."""
+        fresh = self._build()
+        old, held = self._consumer, self.held()
+        try:
+            old.close(autocommit=False, timeout_ms=int(close_timeout_s * 1000))
+        except KafkaError:
+            pass  # the broker forgets it after the session timeout anyway
+        self._on_revoked(held)
+        self._consumer = self._subscribed(fresh)
+        return self._consumer
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._consumer.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
+
+
+class ClusterWatch:
+    """What the broker says about ``topics`` and ``group`` (``nxem.watchdog.GroupView``), asked
+    with an admin client of its own: safe from any thread, never the loop's consumer."""
+
+    def __init__(self, bootstrap: str, client_id: str, topics: Sequence[str], group: str | None = None,
+                 timeout_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._bootstrap, self._client_id = bootstrap, client_id
+        self._topics, self._group = list(topics), group
+        self._timeout_ms = int(timeout_s * 1000)
+        self._clock = clock
+        self._admin: KafkaAdminClient | None = None
+
+    def _client(self) -> KafkaAdminClient:
+        if self._admin is None:
+            self._admin = KafkaAdminClient(
+                bootstrap_servers=_servers(self._bootstrap), client_id=self._client_id,
+                request_timeout_ms=self._timeout_ms, bootstrap_timeout_ms=self._timeout_ms,
+            )
+        return self._admin
+
+    def partitions(self) -> dict[str, int]:
+        """topic -> partition count (0: the broker knows no such topic)."""
+        try:
+            meta = self._client().describe_topics(self._topics)
+        except KafkaError as err:
+            self.close()
+            raise KafkaUnavailable(f"Kafka metadata of {', '.join(self._topics)}: {err}") from err
+        found = {str(t["name"]): (len(t["partitions"]) if t["error_code"] == 0 else 0) for t in meta}
+        return {t: found.get(t, 0) for t in self._topics}
+
+    def look(self) -> GroupView:
+        at = self._clock()
+        counts = self.partitions()
+        tps = [TopicPartition(t, p) for t in self._topics for p in range(counts[t])]
+        members = 0
+        end: dict[Partition, int] = {}
+        committed: dict[Partition, int] = {}
+        try:
+            admin = self._client()
+            if tps:
+                latest = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps},
+                                                      timeout_ms=self._timeout_ms)
+                end = {(tp.topic, tp.partition): int(o.offset) for tp, o in latest.items()}
+            if self._group is not None:
+                group = admin.describe_groups([self._group]).get(self._group) or {}
+                members = len(group.get("members") or [])
+                if tps:
+                    offsets = admin.list_group_offsets({self._group: tps}).get(self._group) or {}
+                    committed = {(tp.topic, tp.partition): int(o.offset) for tp, o in offsets.items()
+                                 if o is not None and o.offset >= 0}
+        except KafkaError as err:
+            self.close()
+            raise KafkaUnavailable(f"Kafka offsets of group {self._group}: {err}") from err
+        return GroupView(at=at, partitions=counts, members=members, end_offsets=end, committed=committed)
+
+    def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception:  # noqa: BLE001 - closing a broken client: nothing left to do
+                pass
