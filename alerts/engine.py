@@ -143,31 +143,9 @@ def _budget(rules: SiteRules, rule: BudgetRule, run: Run, energy: SiteEnergyStat
 
 def _quotas(rules: SiteRules, run: Run, energy: SiteEnergyState, specs: Mapping[int, MeterSpec],
             day_end: datetime, now: datetime) -> None:
-    first = energy.earliest()
-    if first is None:
-        return
-    last = day_end - timedelta(microseconds=1)  # inside the local day just completed
-    for rule in rules.quotas:
-        product = rule.quota.product
-        prod = {m: s for m, s in specs.items() if s.role == "product_output" and s.product == product}
-        if not prod:
-            continue
-        tagged = {m: s for m, s in specs.items() if s.role in _ENERGY_ROLES and s.product == product}
-        energy_meters = tagged or _by_role(specs, *_ENERGY_ROLES)
-        sub = {**energy_meters, **prod}
-        for period in rule.periods:
-            start = max(local_start(last, period), first)
-            if start >= day_end:
-                continue
-            w = window_energy(energy, sub, start, day_end)
-            if rule.quota.unit == "kWh/t":
-                num = w.kwh_by_product.get(product, 0.0) if tagged else w.electricity_kwh
-            else:
-                num = w.kgce_by_product.get(product, 0.0) if tagged else w.net_kgce
-            inp = quota.QuotaInput(rules.site_id, rules.enterprise_id, period, start, day_end, num,
-                                   w.product_t.get(product, 0.0), w.coverage(sub))
-            key = alert_key("site", rules.site_id, rule.rule_name(period))
-            run.set(key, quota.evaluate(rule, run.get(key), inp, now))
+    # the quota rule owns its inputs (which meters are each product's, the output, the windows)
+    quota.evaluate_site(rules.quotas, run, energy, specs, day_end, now, site_id=rules.site_id,
+                        enterprise_id=rules.enterprise_id)
 
 
 def _quality_bucket(rules: SiteRules, rule: QualityRule, run: Run, energy: SiteEnergyState,

@@ -35,3 +35,16 @@ READING_TO_ALERT = Histogram(
 LAG = Gauge("nxem_worker_consumer_lag_records", "records behind the partition's high watermark", ["partition"])
 SITES = Gauge("nxem_worker_sites_in_memory", "sites whose rule state is held by this worker")
 READY = Gauge("nxem_worker_ready", "1 once the worker holds a partition assignment")
+CONSUMER_RECREATED = Counter(
+    "nxem_worker_consumer_recreated_total", "consumers closed and recreated by the watchdog, by reason", ["reason"],
+)
+PARTITION_LAG = Gauge(
+    "nxem_worker_partition_lag_records",
+    "records behind the end of each partition of the worker's topics, from the group's committed offsets (the "
+    "broker's view: every worker reports every partition, held or not)", ["topic", "partition"],
+)
+PARTITION_COMMITTED = Gauge(
+    "nxem_worker_partition_committed_offset", "the group's committed offset of each partition (broker's view)",
+    ["topic", "partition"],
+)
+GROUP_MEMBERS = Gauge("nxem_worker_group_members", "members of the worker's consumer group (broker's view)")

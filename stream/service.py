@@ -22,13 +22,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
 
 from nxem import contract
 from nxem.contract import AlertEvent, DeadLetter, ReadingBatch
 from nxem.errors import BackendUnavailable, ContractError
-from nxem.kafka import alert_record, send_and_wait
+from nxem.kafka import (Consumer, Producer, alert_record, commit_offsets, partition_lags, rewind_to_committed,
+                        send_and_wait)
 from stream import metrics as m
 
 log = logging.getLogger(__name__)
@@ -46,6 +45,11 @@ class Store(Protocol):
     def write(self, rows: list[tuple[int, datetime, float]], alerts: list[AlertEvent], dead: list[DeadLetter]) -> Any: ...
 
 
+Supervise = Callable[[BackendUnavailable | None], Consumer]
+"""Called after every loop iteration with its backend error (None: it went through); returns
+the consumer to poll next (a watchdog may have replaced the old one)."""
+
+
 @dataclass(frozen=True)
 class WorkerTopics:
     readings: str
@@ -56,18 +60,20 @@ class WorkerTopics:
 class Worker:
     def __init__(
         self,
-        consumer: KafkaConsumer,
-        producer: KafkaProducer,
+        consumer: Consumer,
+        producer: Producer,
         topics: WorkerTopics,
         engine: RuleEngine,
         store: Store,
         max_records: int = 2000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         tick_s: float = 60.0,
+        supervise: Supervise | None = None,
     ) -> None:
         self._consumer, self._producer, self._topics = consumer, producer, topics
         self._engine, self._store, self._max_records, self._clock = engine, store, max_records, clock
         self._tick_s = tick_s
+        self._supervise = supervise
         self._next_tick = time.monotonic() + tick_s
         self._stop = threading.Event()
 
@@ -78,6 +84,7 @@ class Worker:
         backoff = 0.5
         rewind = False
         while not self._stop.is_set():
+            error: BackendUnavailable | None = None
             try:
                 if rewind:
                     self._rewind()
@@ -88,24 +95,23 @@ class Worker:
                 # Do not commit, do not poll on: seek back to the committed offsets (which may
                 # itself need Kafka, so it is retried here too) and try again after a backoff.
                 # Nothing is buffered meanwhile: memory stays at one poll's records.
+                error = err
                 m.BACKEND_ERRORS.inc()
                 log.warning("backend unavailable, retrying in %.1fs: %s", backoff, err)
                 rewind = True
                 self._stop.wait(backoff)
                 backoff = min(30.0, backoff * 2)
+            if self._supervise is not None:
+                consumer = self._supervise(error)
+                if consumer is not self._consumer:
+                    # replaced by the watchdog: the new consumer starts at the committed offsets
+                    # (nothing to rewind) and its assignment rebuilds the rule state
+                    self._consumer, rewind = consumer, False
 
     def _rewind(self) -> None:
         """Forget the polled-but-uncommitted records so they are fetched again."""
         self._engine.reset()  # rule state is rebuilt from the database, which did not change
-        try:
-            for tp in self._consumer.assignment():
-                committed = self._consumer.committed(tp)
-                if committed is None:
-                    self._consumer.seek_to_beginning(tp)
-                else:
-                    self._consumer.seek(tp, committed)
-        except KafkaError as err:
-            raise BackendUnavailable(f"Kafka committed offsets: {err}") from err
+        rewind_to_committed(self._consumer)
 
     def step(self) -> int:
         polled = self._consumer.poll(timeout_ms=200, max_records=self._max_records)
@@ -150,11 +156,9 @@ class Worker:
         if conflicting:  # after the DB commit, before the offsets: a crash here replays and finds them again
             self._publish([], conflicting)
             dead += conflicting
-        try:
-            self._consumer.commit()
-        except KafkaError as err:
-            # The DB has the rows; a replay after a rebalance is harmless (idempotent storage).
-            raise BackendUnavailable(f"Kafka offset commit: {err}") from err
+        # A failure is BackendUnavailable: the DB has the rows, and a replay after a rebalance
+        # is harmless (idempotent storage).
+        commit_offsets(self._consumer)
         stored = datetime.now(UTC)
         self._observe(batches, rows, alerts, dead, stored, t0, t1, t2)
         m.POLL_TO_STORED.observe((stored - polled_at).total_seconds())
@@ -209,8 +213,5 @@ class Worker:
             # The alert was published before the DB commit; its latency is bounded by this.
             newest = max(b.sent_at for b in batches) if batches else stored
             m.READING_TO_ALERT.observe((stored - newest).total_seconds())
-        for tp in self._consumer.assignment():
-            high = self._consumer.highwater(tp)
-            pos = self._consumer.position(tp) if high is not None else None
-            if high is not None and pos is not None:
-                m.LAG.labels(str(tp.partition)).set(max(0, high - pos))
+        for partition, lag in partition_lags(self._consumer).items():
+            m.LAG.labels(str(partition)).set(lag)
