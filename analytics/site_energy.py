@@ -15,8 +15,14 @@ Design for throughput (``apply_readings`` runs for every reading, ≤ ~1 µs eac
   attribute and array operations: no index arithmetic, no dict lookup of the day;
 * a timestamp is converted to epoch seconds only when it differs from the previous row's (a
   poll's readings share a few timestamps); rows may also carry epoch seconds directly;
-* days older than ``fine_retention`` keep only their totals; days older than ``retention``
-  are dropped (both relative to the meter's newest reading).
+* days older than ``fine_retention`` keep only their totals, in one array per meter (3
+  doubles = 24 bytes a day, no object per day: a year of day totals costs ≈ 9 KiB a meter,
+  where a day object with its array and dict entry cost ≈ 180 bytes); days older than
+  ``retention`` are dropped (both relative to the meter's newest reading). Windows aligned on
+  local midnights (annual, year-to-date, month-to-date, daily rules) are exact from the totals;
+  a window starting inside a day held only as a total takes that day pro rata (approximate).
+* a rebuilt state (``seed_days``) starts from day totals the caller derived from the daily
+  rollups (``analytics.day_totals``) plus each meter's last reading before the raw replay.
 
 Late and replayed readings (a reading at or before the meter's newest one). The worker may
 replay a Kafka poll after a crash, so a reading already applied must be recognised:
@@ -114,21 +120,17 @@ class QualityEvent:
 
 
 class _Day:
-    """One local day of one meter: ``a[3s:3s+3]`` = (quantity, covered s, readings) of slot s;
-    once coarsened, a single slot holding the day's totals."""
+    """One local day of one meter in 15-minute detail: ``a[3s:3s+3]`` = (quantity, covered s,
+    readings) of slot s. Days older than the fine horizon move to the meter's day totals."""
 
     __slots__ = ("a",)
 
     def __init__(self) -> None:
         self.a = array("d", bytes(8 * _W * SLOTS))
 
-    @property
-    def fine(self) -> bool:
-        return len(self.a) == _W * SLOTS
-
-    def coarsen(self) -> None:
+    def totals(self) -> tuple[float, float, float]:
         a = self.a
-        self.a = array("d", [sum(a[0::_W]), sum(a[1::_W]), sum(a[2::_W])])
+        return sum(a[0::_W]), sum(a[1::_W]), sum(a[2::_W])
 
 
 _CONSTS: dict[float, float] = {}
@@ -147,7 +149,7 @@ class _Meter:
     __slots__ = (  # the per-reading fields first: they share the object's first cache lines
         "spec", "last_ts", "interval", "mult", "ival", "step", "cap", "lo", "hi", "cur", "slot", "last_value",
         "prev_ts", "prev_value", "roll", "run_start", "runs", "late", "forgot", "first_ts", "first_value", "jumps",
-        "days", "newest_day",
+        "days", "newest_day", "coarse", "coarse_base",
     )
 
     def __init__(self) -> None:
@@ -173,8 +175,12 @@ class _Meter:
         self.first_ts = _INF  # registers: the earliest reading (where the data starts)
         self.first_value = 0.0
         self.jumps: list[tuple[float, float, float, float]] | None = None  # (ts before, value, ts, value)
-        self.days: dict[int, _Day] = {}
+        self.days: dict[int, _Day] = {}  # 15-minute detail of the recent local days
         self.newest_day = -1
+        #: day totals (quantity, covered s, readings) of the local days from ``coarse_base`` on
+        #: that are held without detail (older than the fine horizon, or rebuilt from rollups)
+        self.coarse: array[float] | None = None
+        self.coarse_base = 0
 
 
 def _configure(ms: _Meter, spec: MeterSpec) -> None:
@@ -183,7 +189,7 @@ def _configure(ms: _Meter, spec: MeterSpec) -> None:
     if ms.spec is not None and ms.interval != interval:  # kind changed: restart its readings, keep its data
         fresh = _Meter()
         for name in _Meter.__slots__:
-            if name not in ("days", "newest_day"):
+            if name not in ("days", "newest_day", "coarse", "coarse_base"):
                 setattr(ms, name, getattr(fresh, name))
     ms.spec, ms.interval = spec, interval
     ms.mult = _const(float(spec.multiplier))
@@ -215,12 +221,12 @@ class SiteEnergyState:
     def first_data(self, meter_id: int) -> datetime | None:
         """Start of the earliest local day holding data of ``meter_id``."""
         m = self.meters.get(meter_id)
-        if m is None or not m.days:
-            return None
-        return datetime.fromtimestamp(min(m.days) * DAY_S - LOCAL_OFFSET_S, UTC)
+        di = _first_day(m) if m is not None else None
+        return None if di is None else datetime.fromtimestamp(di * DAY_S - LOCAL_OFFSET_S, UTC)
 
     def earliest(self) -> datetime | None:
-        days = [d for m in self.meters.values() for d in m.days]
+        """Start of the earliest local day holding data of any meter."""
+        days = [d for m in self.meters.values() if (d := _first_day(m)) is not None]
         return datetime.fromtimestamp(min(days) * DAY_S - LOCAL_OFFSET_S, UTC) if days else None
 
 
@@ -249,12 +255,18 @@ def _add(state: SiteEnergyState, ms: _Meter, t0: float, t1: float, qty: float, c
         a, z = max(t0, lo), min(t1, lo + BUCKET_S)
         if z <= a:
             continue
-        day = _day(state, ms, b // SLOTS)
-        if day is None:
-            continue
-        arr = day.a
-        fine = len(arr) == _W * SLOTS
-        s = _W * (b % SLOTS) if fine else 0
+        di = b // SLOTS
+        day = ms.days.get(di)
+        if day is not None:
+            arr, s, fine = day.a, _W * (b % SLOTS), True
+        else:
+            got = _slot(state, ms, di)
+            if got is None:
+                continue
+            arr, s = got
+            fine = len(arr) == _W * SLOTS and arr is not ms.coarse
+            if fine:
+                s = _W * (b % SLOTS)
         arr[s] += qty if b0 >= b1 else qty * (z - a) / span
         arr[s + 1] += max(0.0, min(z, cov_hi) - a)
         if b == b1:
@@ -267,32 +279,81 @@ def _day_index(t: float) -> int:
     return int((t + LOCAL_OFFSET_S) // DAY_S)
 
 
-def _day(state: SiteEnergyState, ms: _Meter, di: int) -> _Day | None:
+def _slot(state: SiteEnergyState, ms: _Meter, di: int) -> tuple[array[float], int] | None:
+    """Where local day ``di`` of the meter is written: (a fine day's array, 0) -- the caller
+    adds the slot offset -- or (the day totals array, the day's offset in it); ``None`` when
+    the day is older than the retention horizon. A day already held as a total stays one."""
     day = ms.days.get(di)
     if day is not None:
-        return day
+        return day.a, 0
     if di > ms.newest_day:
         ms.newest_day = di
         _prune(state, ms)
     elif (ms.newest_day - di) * DAY_S > state.retention.total_seconds():
         return None  # older than the horizon: dropped
-    day = _Day()
-    if (ms.newest_day - di) * DAY_S > state.fine_retention.total_seconds():
-        day.coarsen()
-    ms.days[di] = day
-    return day
+    coarse = ms.coarse
+    in_totals = coarse is not None and ms.coarse_base <= di < ms.coarse_base + len(coarse) // _W
+    if in_totals or (ms.newest_day - di) * DAY_S > state.fine_retention.total_seconds():
+        return _coarse_slot(ms, di)
+    day = ms.days[di] = _Day()
+    return day.a, 0
+
+
+def _coarse_slot(ms: _Meter, di: int) -> tuple[array[float], int]:
+    """(day totals array, offset of day ``di``), growing the array to hold the day."""
+    arr = ms.coarse
+    if arr is None:
+        arr = ms.coarse = array("d", bytes(8 * _W))
+        ms.coarse_base = di
+        return arr, 0
+    n = len(arr) // _W
+    if di < ms.coarse_base:  # rare: a late reading or a rebuilt day before the first total
+        arr = ms.coarse = array("d", bytes(8 * _W * (ms.coarse_base - di))) + arr
+        ms.coarse_base = di
+    elif di >= ms.coarse_base + n:
+        arr.frombytes(bytes(8 * _W * (di - ms.coarse_base - n + 1)))
+    return arr, _W * (di - ms.coarse_base)
 
 
 def _prune(state: SiteEnergyState, ms: _Meter) -> None:
+    """The meter's newest day moved on: fine days past the fine horizon become day totals, and
+    days past the retention horizon are dropped."""
     keep = state.retention.total_seconds()
     fine = state.fine_retention.total_seconds()
-    ms.lo, ms.hi = _INF, _NEG_INF  # the remembered bucket's array may be coarsened or dropped below
-    for di in list(ms.days):
+    ms.lo, ms.hi = _INF, _NEG_INF  # the remembered bucket's array may be moved or dropped below
+    for di in sorted(ms.days):
         age = (ms.newest_day - di) * DAY_S
         if age > keep:
             del ms.days[di]
-        elif age > fine and ms.days[di].fine:
-            ms.days[di].coarsen()
+        elif age > fine:
+            qty, cov, n = ms.days.pop(di).totals()
+            tot, s = _coarse_slot(ms, di)
+            tot[s] += qty
+            tot[s + 1] += cov
+            tot[s + 2] += n
+        else:
+            break  # sorted: the rest are younger
+    arr = ms.coarse
+    if arr is not None:
+        first_kept = ms.newest_day - math.floor(keep / DAY_S)  # (newest - di) × 1 day <= keep
+        drop = min(first_kept - ms.coarse_base, len(arr) // _W)
+        if drop > 0:
+            del arr[:_W * drop]
+            ms.coarse_base += drop
+            if not arr:
+                ms.coarse = None
+
+
+def _first_day(ms: _Meter) -> int | None:
+    """Earliest local day of the meter holding data (a reading or covered time)."""
+    first = min(ms.days) if ms.days else None
+    arr = ms.coarse
+    if arr is not None:
+        for k in range(0, len(arr), _W):
+            if arr[k + 1] > 0.0 or arr[k + 2] > 0.0 or arr[k] != 0.0:
+                di = ms.coarse_base + k // _W
+                return di if first is None else min(first, di)
+    return first
 
 
 def _flag(state: SiteEnergyState, out: list[QualityEvent], meter_id: int, t: float, kind: QualityKind,
@@ -646,22 +707,31 @@ def _sum_meter(ms: _Meter, lo: float, hi: float) -> tuple[float, float, int, boo
         if b <= a:
             continue
         arr = day.a
-        if a == start and b == start + DAY_S:
-            qty += sum(arr[0::_W])
-            cov += sum(arr[1::_W])
-            cnt += round(sum(arr[2::_W]))
-        elif day.fine:
-            s0 = _W * math.ceil((a - start) / BUCKET_S)  # whole buckets only: window ends on bucket edges
-            s1 = _W * math.floor((b - start) / BUCKET_S)
-            qty += sum(arr[s0:s1:_W])
-            cov += sum(arr[s0 + 1:s1:_W])
-            cnt += round(sum(arr[s0 + 2:s1:_W]))
-        else:
-            share = (b - a) / DAY_S
-            qty += arr[0] * share
-            cov += arr[1] * share
-            cnt += round(arr[2] * share)
-            approx = True
+        s0 = _W * math.ceil((a - start) / BUCKET_S)  # whole buckets only: window ends on bucket edges
+        s1 = _W * math.floor((b - start) / BUCKET_S)
+        qty += sum(arr[s0:s1:_W])
+        cov += sum(arr[s0 + 1:s1:_W])
+        cnt += round(sum(arr[s0 + 2:s1:_W]))
+    arr_t = ms.coarse
+    if arr_t is not None:
+        base = ms.coarse_base
+        c0, c1 = max(d0, base), min(d1, base + len(arr_t) // _W - 1)
+        for di in (c0, c1) if c0 < c1 else (c0,) if c0 == c1 else ():  # the edge days, maybe partial
+            start = di * DAY_S - LOCAL_OFFSET_S
+            share = (min(hi, start + DAY_S) - max(lo, start)) / DAY_S
+            k = _W * (di - base)
+            if share >= 1.0:
+                qty, cov, cnt = qty + arr_t[k], cov + arr_t[k + 1], cnt + round(arr_t[k + 2])
+            elif share > 0.0 and (arr_t[k] or arr_t[k + 1] or arr_t[k + 2]):
+                qty += arr_t[k] * share
+                cov += arr_t[k + 1] * share
+                cnt += round(arr_t[k + 2] * share)
+                approx = True
+        if c1 - c0 > 1:  # the whole days between
+            k0, k1 = _W * (c0 + 1 - base), _W * (c1 - base)
+            qty += math.fsum(arr_t[k0:k1:_W])
+            cov += sum(arr_t[k0 + 1:k1:_W])
+            cnt += round(sum(arr_t[k0 + 2:k1:_W]))
     return qty, cov, cnt, approx
 
 

@@ -136,17 +136,44 @@ def test_data_centre_roles() -> None:
     assert w.product_t == {"calcium_carbide": 2.0}
 
 
-def test_retention_drops_and_coarsens_old_days() -> None:
+TL = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 00:00 Asia/Shanghai
+
+
+def test_retention_drops_old_days_and_keeps_day_totals_without_detail() -> None:
     specs = {1: MeterSpec(1, 7, "electricity", "kWh", "consumed", "interval")}
     state = initial_state(retention=timedelta(days=10), fine_retention=timedelta(days=2))
-    rows = [(1, T0 + Q * k, 1.0) for k in range(1, 96 * 15 + 1)]  # 15 days of 1 kWh per quarter hour
+    # 15 local days (1–15 January) of 1 kWh per quarter hour: the reading at a midnight closes
+    # the day before, so every day holds 96 readings, 96 kWh, 86 400 covered seconds
+    rows = [(1, TL + Q * k, 1.0) for k in range(1, 96 * 15 + 1)]
     state, _ = apply_readings(state, specs, rows)
-    days = state.meters[1].days
-    assert len(days) <= 12
-    assert sum(1 for d in days.values() if d.fine) <= 3
-    # old full days keep their totals: 96 kWh
-    w = window_energy(state, specs, T0 + timedelta(days=8), T0 + timedelta(days=9))
-    assert w.quantity_by_meter[1] == pytest.approx(96.0)
+    m = state.meters[1]
+    # newest day 15 Jan: ages 0–2 days (13–15 Jan) keep 15-minute detail, ages 3–10 days
+    # (5–12 Jan) only their totals, older ones (1–4 Jan) are dropped
+    assert len(m.days) == 3
+    assert m.coarse is not None and len(m.coarse) == 8 * 3  # 8 days × (quantity, seconds, readings)
+    assert state.first_data(1) == TL + timedelta(days=4)  # 5 Jan
+    day = timedelta(days=1)
+    w = window_energy(state, specs, TL + 8 * day, TL + 9 * day)  # 9 Jan, a whole day total
+    assert (w.quantity_by_meter[1], w.coverage_s[1], w.readings[1], w.approximate) == (96.0, 86_400.0, 96, False)
+    assert window_energy(state, specs, TL + 3 * day, TL + 4 * day).quantity_by_meter[1] == 0.0  # 4 Jan dropped
+    # 5 Jan 12:00 to 7 Jan 00:00: half of 5 Jan pro rata (48) + 6 Jan (96) = 144 kWh, approximate
+    w = window_energy(state, specs, TL + 4.5 * day, TL + 6 * day)
+    assert (w.quantity_by_meter[1], w.approximate) == (144.0, True)
+    # the whole held range: 11 days × 96 = 1 056 kWh, same as the detail and totals added up
+    assert window_energy(state, specs, TL, TL + 15 * day).quantity_by_meter[1] == 1056.0
+
+
+def test_late_reading_into_a_day_held_as_a_total() -> None:
+    specs = {1: MeterSpec(1, 7, "electricity", "kWh", "consumed", "interval")}
+    state = initial_state(retention=timedelta(days=10), fine_retention=timedelta(days=2))
+    rows = [(1, TL + Q * k, 1.0) for k in range(1, 96 * 15 + 1) if k != 96 * 7 + 40]  # one missing on 8 Jan
+    state, _ = apply_readings(state, specs, rows)
+    day = timedelta(days=1)
+    assert window_energy(state, specs, TL + 7 * day, TL + 8 * day).quantity_by_meter[1] == 95.0
+    state, ev = apply_readings(state, specs, [(1, TL + Q * (96 * 7 + 40), 5.0)])  # arrives a week late
+    w = window_energy(state, specs, TL + 7 * day, TL + 8 * day)
+    assert ev == [] and (w.quantity_by_meter[1], w.readings[1], w.coverage_s[1]) == (100.0, 96, 86_400.0)
+    assert len(state.meters[1].days) == 3  # no 15-minute detail was re-created for it
 
 
 def test_validate_spec() -> None:
