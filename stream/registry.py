@@ -2,8 +2,9 @@
 
 The only place that decides which rules a site gets: a data centre gets the PUE rule (its
 own limit and window) and the annual 10 000 tce rule; a plant gets one quota rule per
-product and indicator it declares; a unit with an energy budget gets the budget rule; every
-site gets the data-quality rule.
+product and indicator it declares (with the standard's corrections for the site's declared
+parameters, and the allocation of the site's energy meters to its products); a unit with an
+energy budget gets the budget rule; every site gets the data-quality rule.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from alerts.rules.annual import AnnualTceRule
 from alerts.rules.budget import BudgetRule
 from alerts.rules.pue import PueRule
 from alerts.rules.quota import QuotaRule
-from analytics.quotas import QUOTAS
+from analytics.quotas import QUOTAS, MeterUse, QuotaParams, allocate, find
 from analytics.site_energy import MeterSpec
 from stream.sites import Registry
 
 INDICATOR_UNITS = {"kgce_per_t": "kgce/t", "kwh_per_t": "kWh/t"}
+_PARAMS = frozenset(QuotaParams.__dataclass_fields__)
 
 
 class SiteRowLike(Protocol):
@@ -66,13 +68,39 @@ class MeterRowLike(Protocol):
     def product(self) -> str | None: ...
 
 
-def _product_fields(p: Any) -> tuple[str, str]:
-    if isinstance(p, Mapping):
-        return str(p["product"]), str(p.get("indicator", "kgce_per_t"))
-    return str(p.product), str(getattr(p, "indicator", "kgce_per_t"))
+def _product_fields(p: Any) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
+    """(product, indicator, the indicator's own meter codes, correction parameters)."""
+    get = p.get if isinstance(p, Mapping) else (lambda k, d=None: getattr(p, k, d))
+    params = get("parameters", None) or {}
+    return (str(get("product")), str(get("indicator", "kgce_per_t") or "kgce_per_t"), tuple(get("meters", None) or ()),
+            dict(params.items() if isinstance(params, Mapping) else params))
 
 
-def site_rules(site: SiteRowLike) -> SiteRules:
+def _quota_rules(site: SiteRowLike, meters: Sequence[MeterRowLike]) -> list[QuotaRule]:
+    """One rule per declared (product, indicator), sharing the site's allocation of energy."""
+    products = [_product_fields(p) for p in site.products]
+    alloc = allocate(
+        str(getattr(site, "code", site.id)), (p for p, *_ in products),
+        [MeterUse(m.id, str(getattr(m, "code", m.id)), m.role, m.carrier, m.product,
+                  tuple(getattr(m, "shares", ()) or ()), bool(getattr(m, "feedstock", False))) for m in meters],
+    ) if meters else None
+    ids = {str(getattr(m, "code", m.id)): m.id for m in meters}
+    site_params = {"altitude_m": getattr(site, "altitude_m", None),
+                   "atmospheric_pressure_pa": getattr(site, "atmospheric_pressure_pa", None)}
+    out: list[QuotaRule] = []
+    for product, indicator, codes, params in products:
+        found = find(product, indicator)
+        # an indicator named by unit ("kwh_per_t") selects the rows of that unit (older files)
+        rows = (found,) if found is not None else tuple(
+            q for q in QUOTAS.get(product, ()) if q.unit == INDICATOR_UNITS.get(indicator, indicator))
+        qp = QuotaParams(**{k: v for k, v in {**site_params, **params}.items()
+                            if v is not None and k in _PARAMS})  # validated at registry load
+        own = frozenset(ids[c] for c in codes if c in ids) if codes else None
+        out += [QuotaRule(quota=q, new_build=site.new_build, params=qp, meters=own, allocation=alloc) for q in rows]
+    return out
+
+
+def site_rules(site: SiteRowLike, meters: Sequence[MeterRowLike] = ()) -> SiteRules:
     pue = annual = None
     quotas: list[QuotaRule] = []
     if site.kind == "data_centre":
@@ -82,11 +110,7 @@ def site_rules(site: SiteRowLike) -> SiteRules:
         )
         annual = AnnualTceRule()
     else:
-        for p in site.products:
-            product, indicator = _product_fields(p)
-            unit = INDICATOR_UNITS.get(indicator, indicator)
-            quotas += [QuotaRule(quota=q, new_build=site.new_build)
-                       for q in QUOTAS.get(product, ()) if q.unit == unit]
+        quotas = _quota_rules(site, meters)
     budget = BudgetRule(budget_tce=site.energy_budget_tce) if site.energy_budget_tce else None
     return SiteRules(
         site_id=site.id, enterprise_id=site.enterprise_id,
@@ -124,10 +148,12 @@ def build_registry(sites: Mapping[int, SiteRowLike], meters: Mapping[int, MeterR
                    cache: SpecCache | None = None) -> Registry:
     specs = (cache or SpecCache()).specs(meters)
     by_site: dict[int, dict[int, MeterSpec]] = {}
+    rows_by_site: dict[int, list[MeterRowLike]] = {}
     for mid, spec in specs.items():
         by_site.setdefault(spec.site_id, {})[mid] = spec
+        rows_by_site.setdefault(spec.site_id, []).append(meters[mid])
     return Registry(
-        sites={sid: site_rules(s) for sid, s in sites.items()},
+        sites={sid: site_rules(s, rows_by_site.get(sid, ())) for sid, s in sites.items()},
         meters=specs,
         meters_by_site=by_site,
     )
