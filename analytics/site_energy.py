@@ -377,6 +377,52 @@ def _wrap(roll: float | None, prev: float, value: float) -> float | None:
     return None
 
 
+#: the register wrap rule for other modules of the domain (``analytics.day_totals``)
+wrap_quantity = _wrap
+
+
+def seed_days(state: SiteEnergyState, specs: Mapping[int, MeterSpec],
+              totals: Iterable[tuple[int, int, float, float, float]],
+              last: Mapping[int, tuple[float, float]]) -> SiteEnergyState:
+    """Start a rebuilt state from day totals instead of a replay of every raw reading.
+
+    ``totals``: (meter_id, local day index, quantity in unit × multiplier, covered seconds,
+    readings) of days held without 15-minute detail (``analytics.day_totals`` derives them from
+    the daily rollups); ``last``: per meter the (epoch s, raw value) of the newest reading they
+    include. The raw replay that follows continues from that reading (a register's baseline;
+    an interval meter's previous reading). A reading at or before it is taken as already
+    counted: an interval meter flags it ``out_of_order``, a register ignores it (never
+    double-counted). Call on a fresh state, before any reading; meters without a spec are
+    skipped."""
+    meters = state.meters
+    for meter_id, di, qty, cov, n in totals:
+        spec = specs.get(meter_id)
+        if spec is None:
+            continue
+        ms = meters.get(meter_id)
+        if ms is None:
+            ms = meters[meter_id] = _Meter()
+            _configure(ms, spec)
+        arr, k = _coarse_slot(ms, di)
+        arr[k] += qty
+        arr[k + 1] += cov
+        arr[k + 2] += n
+    for meter_id, (t, value) in last.items():
+        spec = specs.get(meter_id)
+        if spec is None:
+            continue
+        ms = meters.get(meter_id)
+        if ms is None:
+            ms = meters[meter_id] = _Meter()
+            _configure(ms, spec)
+        ms.last_ts = ms.forgot = t
+        if ms.interval:
+            ms.run_start, ms.step = t, _NAN
+        else:
+            ms.last_value, ms.first_ts, ms.first_value = value, t, value
+    return state
+
+
 def apply_readings(
     state: SiteEnergyState, specs: Mapping[int, MeterSpec],
     readings: Iterable[tuple[int, datetime | float, float]],
@@ -571,6 +617,8 @@ def _late_register(state: SiteEnergyState, ms: _Meter, meter_id: int, t: float, 
         _flag(state, events, meter_id, t, "out_of_range", value, None, "negative register value")
         return
     first = ms.first_value
+    if t < ms.first_ts <= ms.forgot:
+        return  # before the baseline of a rebuilt state (counted in its day totals), or unjudgeable
     if t < ms.first_ts:  # before the first reading: the delta to it is new energy
         raw = first - value if value <= first else _wrap(ms.roll, value, first)
         if raw is None:
