@@ -9,7 +9,19 @@ statement fails, ``TimescaleError`` is raised (see storage/errors.py).
 * Policies: compression after a configurable age, optional raw retention, and refresh
   policies of the continuous aggregates, re-applied on every migrate (``apply_policies``).
 * ``refresh_rollups``: materialise a range now (late data older than the policies' window,
-  tests). Needs an autocommit connection: TimescaleDB refuses it in a transaction block.
+  tests). Needs an autocommit connection: TimescaleDB refuses it in a transaction block. It
+  never reaches back before the oldest raw chunk: refreshing a range whose raw chunks the
+  retention dropped would delete those days from the aggregates.
+* ``job_ids`` / ``run_job``: the policies' jobs, and running one now in this session.
+
+Roles: the jobs run as the hypertables' owner ``nxem_owner``, which TimescaleDB requires to
+have LOGIN (storage/roles.py, migration 0013).
+
+Known upstream problem (TimescaleDB 2.28.3 on PostgreSQL 15.20, seen here): a job started by
+TimescaleDB's scheduler does its work and commits, then records ``Failed`` with ``cannot drop
+portal "" while it is being set up`` (its bare portal trips a check newer than the 15.18 that
+2.28 was tested with), and the scheduler backs off to at most 5 × the job's interval. ``run_job``
+from a session does not hit it. See the README's storage section.
 """
 
 from __future__ import annotations
@@ -105,14 +117,44 @@ def apply_policies(conn: psycopg.Connection[Any], policies: Policies) -> None:
               policies.refresh_every, policies.refresh_every))
 
 
+def oldest_raw(conn: psycopg.Connection[Any]) -> datetime | None:
+    """Start of the oldest chunk of ``readings`` (None: no raw data at all)."""
+    row = conn.execute("SELECT min(range_start) FROM timescaledb_information.chunks"
+                       " WHERE hypertable_schema = 'public' AND hypertable_name = 'readings'").fetchone()
+    return None if row is None else row[0]
+
+
 def refresh_rollups(conn: psycopg.Connection[Any], start: datetime | None, end: datetime | None) -> None:
-    """Materialise the continuous aggregates over [start, end) now (autocommit connection)."""
+    """Materialise the continuous aggregates over [start, end) now (autocommit connection),
+    from the oldest raw chunk on at most: before it the raw rows were dropped by retention, and
+    a refresh there would empty the aggregates' days instead of keeping them."""
     if not conn.autocommit:
         raise TimescaleError("refresh_continuous_aggregate needs an autocommit connection")
+    oldest = oldest_raw(conn)
+    if oldest is None:
+        return  # no raw data: nothing to materialise, and everything materialised is kept
+    start = oldest if start is None else max(start, oldest)
+    if end is not None and end <= start:
+        return
     for cagg in CAGGS:
         _run(conn, f"refresh_continuous_aggregate({cagg})",
              "CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)",
              (cagg, start, end))
+
+
+def job_ids(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:
+    """(proc_name, relation) -> job id of the policies: ``("policy_compression", "readings")``,
+    ``("policy_retention", "readings")``, ``("policy_refresh_continuous_aggregate", "rollup_1d")``."""
+    rows = conn.execute("SELECT proc_name, hypertable_name, job_id FROM timescaledb_information.jobs"
+                        " WHERE hypertable_name IS NOT NULL").fetchall()
+    return {(str(p), str(h)): int(j) for p, h, j in rows}
+
+
+def run_job(conn: psycopg.Connection[Any], job_id: int) -> None:
+    """Run a job now in this session (``CALL run_job``; autocommit connection)."""
+    if not conn.autocommit:
+        raise TimescaleError("run_job needs an autocommit connection")
+    _run(conn, f"run_job({job_id})", "CALL run_job(%s)", (job_id,))
 
 
 def bucket_sql(width_param: str, column: str, origin_sql: str) -> str:

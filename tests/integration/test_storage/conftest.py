@@ -1,11 +1,15 @@
 """A fresh, migrated database per test (``nxem_test_<random>``), dropped afterwards.
 
 Created through the admin DSN of the PostgreSQL cluster the session started; the LOGIN roles'
-passwords come from the session's secrets folder (storage/roles.py).
+passwords come from the session's secrets folder (storage/roles.py). ``db`` is migrated for
+the session's ``NXEM_DB_BACKEND``; ``tsdb`` always for TimescaleDB (the ``timescale`` tests):
+where the server cannot load it they skip, and fail under ``CI=true`` (CI installs it);
+``nativedb`` always for plain PostgreSQL (native-only parts), so nothing skips in either run.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +21,7 @@ import psycopg
 import pytest
 
 from nxem.services import ServiceSettings, admin_dsn
-from storage import roles
+from storage import roles, timescale
 from storage.migrate import backend_of, migrate
 from storage.registry import Registry, UpsertResult, upsert_registry
 from storage.registry_format import parse_registry
@@ -101,6 +105,70 @@ def migrated_template(services: ServiceSettings) -> Iterator[str]:
 def db(services: ServiceSettings, migrated_template: str) -> Iterator[Db]:
     name = f"nxem_test_{uuid.uuid4().hex[:10]}"
     copy_template(services, migrated_template, name)
+    try:
+        yield Db(services, name)
+    finally:
+        drop_db(services, name)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def timescale_template(services: ServiceSettings, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database migrated for TimescaleDB whatever ``NXEM_DB_BACKEND`` says (the session's
+    template when that already is one)."""
+    with psycopg.connect(admin_dsn(services), autocommit=True) as conn:
+        missing = timescale.unavailable_reason(conn)
+    if missing is not None:
+        reason = f"TimescaleDB tests: {missing}"
+        if in_ci():  # CI installs it (.ci/run): a missing extension there is a broken CI, not a skip
+            pytest.fail(f"{reason}; CI=true requires it (../shared/tools/timescaledb/install.sh)")
+        pytest.skip(reason)
+    if services.db_backend != "native":  # auto or timescale on this server: the same path
+        yield request.getfixturevalue("migrated_template")
+        return
+    name = create_db(services)
+    try:
+        migrate(admin_dsn(services, dbname=name), backend="timescale",
+                secrets_dir=services.resolved_data_dir() / "secrets")
+        yield name
+    finally:
+        drop_db(services, name)
+
+
+@pytest.fixture()
+def tsdb(services: ServiceSettings, timescale_template: str) -> Iterator[Db]:
+    """A fresh copy of the TimescaleDB template."""
+    name = f"nxem_test_{uuid.uuid4().hex[:10]}"
+    copy_template(services, timescale_template, name)
+    try:
+        yield Db(services, name)
+    finally:
+        drop_db(services, name)
+
+
+@pytest.fixture(scope="session")
+def native_template(services: ServiceSettings, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database migrated for plain PostgreSQL whatever ``NXEM_DB_BACKEND`` says."""
+    if services.db_backend == "native":
+        yield request.getfixturevalue("migrated_template")
+        return
+    name = create_db(services)
+    try:
+        migrate(admin_dsn(services, dbname=name), backend="native",
+                secrets_dir=services.resolved_data_dir() / "secrets")
+        yield name
+    finally:
+        drop_db(services, name)
+
+
+@pytest.fixture()
+def nativedb(services: ServiceSettings, native_template: str) -> Iterator[Db]:
+    """A fresh copy of the native template (the tests of native-only parts: partitions, merge)."""
+    name = f"nxem_test_{uuid.uuid4().hex[:10]}"
+    copy_template(services, native_template, name)
     try:
         yield Db(services, name)
     finally:

@@ -167,9 +167,8 @@ def test_everything_of_a_poll_is_one_transaction(db: Db) -> None:
     assert db.sql("SELECT count(*) FROM readings")[0][0] == 0
 
 
-def test_maintain_creates_days_ahead_and_drops_expired_raw_days(db: Db) -> None:
-    if db.timescale:
-        pytest.skip("TimescaleDB path: chunks are managed by TimescaleDB's policies")
+def test_maintain_creates_days_ahead_and_drops_expired_raw_days(nativedb: Db) -> None:
+    db = nativedb  # native partitions (TimescaleDB's chunks are its policies' business)
     from storage import partitions
 
     load_demo(db)

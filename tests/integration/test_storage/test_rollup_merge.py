@@ -15,9 +15,8 @@ pytestmark = pytest.mark.integration
 COLS = "bucket, n, sum_value, min_value, max_value, first_ts, first_value, last_ts, last_value"
 
 
-def test_groups_split_at_local_midnight_and_per_meter(db: Db) -> None:
-    if db.timescale:
-        pytest.skip("TimescaleDB: the daily level is a continuous aggregate, not this merge")
+def test_groups_split_at_local_midnight_and_per_meter(nativedb: Db) -> None:
+    db = nativedb  # the native daily level (TimescaleDB: a continuous aggregate)
     load_demo(db)
     m = meter_ids(db)
     a, b = m["gw-nd-a/power"], m["gw-nd-a/coke"]
@@ -38,9 +37,8 @@ def test_groups_split_at_local_midnight_and_per_meter(db: Db) -> None:
     assert got[b] == [(day1, 1, 1.0, 1.0, 1.0, t, 1.0, t, 1.0)]
 
 
-def test_a_batch_with_some_new_rows_merges_only_the_new_ones(db: Db) -> None:
-    if db.timescale:
-        pytest.skip("TimescaleDB: the daily level is a continuous aggregate, not this merge")
+def test_a_batch_with_some_new_rows_merges_only_the_new_ones(nativedb: Db) -> None:
+    db = nativedb  # the native daily level (TimescaleDB: a continuous aggregate)
     load_demo(db)
     a = meter_ids(db)["gw-nd-a/power"]
     t = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)  # 08:00 local, day starting 2026-02-28T16:00Z
@@ -53,9 +51,8 @@ def test_a_batch_with_some_new_rows_merges_only_the_new_ones(db: Db) -> None:
     assert db.sql("SELECT n, sum_value, last_value FROM rollup_1d WHERE meter_id = %s", (a,)) == [(3, 19.0, 9.0)]
 
 
-def test_closed_days_and_a_late_reading_into_one(db: Db) -> None:
-    if db.timescale:
-        pytest.skip("TimescaleDB: the daily level is a continuous aggregate, not this table")
+def test_closed_days_and_a_late_reading_into_one(nativedb: Db) -> None:
+    db = nativedb  # the native daily level (TimescaleDB: a continuous aggregate)
     from storage import rollups
 
     load_demo(db)
