@@ -30,3 +30,8 @@ class BackendUnavailable(NxemError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class DataRefused(NxemError):
+    """A backend refused this data itself (a value a column cannot hold, a constraint): retrying
+    the same data fails the same way, so the caller isolates it instead of backing off."""

@@ -23,13 +23,23 @@ Readings (shared/notes/stack-facts.md has the measurements behind this):
 
 Alert transitions go to ``alert_transitions`` (unique on (alert_key, kind, at), so a replay
 adds nothing) and, when new, update ``alerts`` (at most one active row per alert_key).
-Dead letters are stored once each (sha256 fingerprint over all their fields).
+Dead letters are stored once each: their fingerprint (SQL ``nxem_dead_letter_fingerprint``,
+migration 0014) covers what they say and where they came from, not when they were received,
+so a replayed topic that re-creates a dead letter adds nothing.
+
+What PostgreSQL cannot hold is never sent as is (a refusal would stop the worker on one
+record): text loses NUL (and lone surrogates) for U+FFFD -- the bytes as received stay whole
+in the ``original`` bytea; JSON details lose non-finite numbers for their names. A meter id
+the ``integer`` column cannot hold is refused by the server (the staging column is
+``bigint``; psycopg's binary int4 dumper would wrap it silently onto another meter's id).
+Records refused anyway go to ``quarantine`` (``write_quarantine``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
+import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +54,9 @@ from nxem.contract import AlertEvent, DeadLetter
 from storage import partitions, rollups, timescale
 
 Row = tuple[int, datetime, float]
-_TYPES: Final = ["int4", "timestamptz", "float8"]
+# meter_id is staged as int8: an id beyond the readings column's int4 is then refused by the
+# server's assignment cast ("integer out of range"), never wrapped by the binary dumper
+_TYPES: Final = ["int8", "timestamptz", "float8"]
 _STAGE: Final = "nxem_stage_readings"
 
 
@@ -119,7 +131,7 @@ def _dedupe(rows: list[Row]) -> tuple[list[Row], list[Row]]:
 
 
 _CREATE_STAGE: Final = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-                        "(meter_id integer, ts timestamptz, value double precision) ON COMMIT DELETE ROWS")
+                        "(meter_id bigint, ts timestamptz, value double precision) ON COMMIT DELETE ROWS")
 
 # Fast path: one INSERT … SELECT from the staged batch, sorted so the (meter_id, ts) index is
 # filled in order; fails with a unique violation on any duplicate (then the staged path).
@@ -225,37 +237,70 @@ WHERE a.updated_at <= EXCLUDED.updated_at
 """
 
 
+_UNSTORABLE_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(s: str) -> str:
+    """``s`` as PostgreSQL text can hold it: NUL (refused by text columns) and lone surrogates
+    (not encodable as UTF-8) become U+FFFD. Cheap for the usual ASCII text without NUL."""
+    if s.isascii() and "\x00" not in s:
+        return s
+    return _UNSTORABLE_TEXT.sub("\ufffd", s)
+
+
+def _opt_text(s: str | None) -> str | None:
+    return None if s is None else clean_text(s)
+
+
+def _json_safe(x: Any) -> Any:
+    """A JSON value jsonb accepts: strings (keys too) cleaned as ``clean_text`` (jsonb refuses
+    the escape \\u0000 as well), non-finite floats as their names (JSON has no NaN)."""
+    if isinstance(x, str):
+        return clean_text(x)
+    if isinstance(x, float):
+        return x if math.isfinite(x) else str(x)
+    if isinstance(x, dict):
+        return {(clean_text(k) if isinstance(k, str) else k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
 def _write_alert(conn: psycopg.Connection[Any], e: AlertEvent) -> bool:
-    details = json.dumps(e.details, ensure_ascii=False, default=str)
+    details = json.dumps(_json_safe(e.details), ensure_ascii=False, default=str)
+    key, ent, rule = clean_text(e.alert_key), clean_text(e.enterprise_id), clean_text(e.rule)
     new = conn.execute(_INSERT_TRANSITION, (
-        e.alert_key, e.kind, e.at, e.enterprise_id, e.source_kind, e.source_id, e.rule, e.severity,
+        key, e.kind, e.at, ent, e.source_kind, e.source_id, rule, e.severity,
         e.value, e.threshold, details)).fetchone()
     if new is None:
         return False  # replayed: already applied
     if e.kind in ("opened", "updated"):
-        conn.execute(_UPSERT_ACTIVE, (e.alert_key, e.source_kind, e.source_id, e.enterprise_id, e.rule,
+        conn.execute(_UPSERT_ACTIVE, (key, e.source_kind, e.source_id, ent, rule,
                                       e.severity, e.at, e.at, e.value, e.threshold, details))
     elif e.kind == "cleared":
         conn.execute("UPDATE alerts SET cleared_at = %s, updated_at = greatest(updated_at, %s) "
                      "WHERE alert_key = %s AND cleared_at IS NULL AND started_at <= %s",
-                     (e.at, e.at, e.alert_key, e.at))
+                     (e.at, e.at, key, e.at))
     else:  # acknowledged
         by = e.details.get("by")
         conn.execute("UPDATE alerts SET acked_at = %s, acked_by = %s "
                      "WHERE alert_key = %s AND cleared_at IS NULL AND acked_at IS NULL",
-                     (e.at, None if by is None else str(by), e.alert_key))
+                     (e.at, None if by is None else clean_text(str(by)), key))
     return True
 
 
-def fingerprint(d: DeadLetter) -> bytes:
-    """Identity of a dead letter: sha256 over all its fields."""
-    h = hashlib.sha256()
-    for part in (d.stage, d.reason_code, d.reason, d.received_at.isoformat(), d.source,
-                 d.enterprise_id or "", d.gateway_id or ""):
-        h.update(part.encode())
-        h.update(b"\x00")
-    h.update(d.original)
-    return h.digest()
+# The fingerprint is computed by the server (nxem_dead_letter_fingerprint, migration 0014):
+# one definition, shared with the migration that gave existing rows the same identity.
+_INSERT_DEAD_LETTER: Final = """
+INSERT INTO dead_letters (stage, reason_code, reason, received_at, source, original, enterprise_id, gateway_id,
+                          fingerprint)
+SELECT v.stage, v.reason_code, v.reason, v.received_at, v.source, v.original, v.enterprise_id, v.gateway_id,
+       nxem_dead_letter_fingerprint(v.stage, v.reason_code, v.reason, v.source, v.enterprise_id, v.gateway_id,
+                                    v.original)
+FROM (VALUES (%s::text, %s::text, %s::text, %s::timestamptz, %s::text, %s::bytea, %s::text, %s::text))
+     AS v (stage, reason_code, reason, received_at, source, original, enterprise_id, gateway_id)
+ON CONFLICT (fingerprint) DO NOTHING
+"""
 
 
 def _write_dead_letters(conn: psycopg.Connection[Any], dead: Sequence[DeadLetter]) -> int:
@@ -264,12 +309,44 @@ def _write_dead_letters(conn: psycopg.Connection[Any], dead: Sequence[DeadLetter
     stored = 0
     with conn.cursor() as cur:
         for d in dead:
-            cur.execute(
-                "INSERT INTO dead_letters (stage, reason_code, reason, received_at, source, original,"
-                " enterprise_id, gateway_id, fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (fingerprint) DO NOTHING",
-                (d.stage, d.reason_code, d.reason, d.received_at, d.source, d.original,
-                 d.enterprise_id, d.gateway_id, fingerprint(d)))
+            cur.execute(_INSERT_DEAD_LETTER, (
+                clean_text(d.stage), clean_text(d.reason_code), clean_text(d.reason), d.received_at,
+                clean_text(d.source), d.original, _opt_text(d.enterprise_id), _opt_text(d.gateway_id)))
+            stored += cur.rowcount
+    return stored
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A record the worker could not store, not even as a dead letter, and where it came from.
+    ``partition``/``offset`` are None for something the worker computed (an alert transition)."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    reason_code: str
+    reason: str
+    original: bytes
+
+
+_INSERT_QUARANTINE: Final = """
+INSERT INTO quarantine (topic, kafka_partition, kafka_offset, reason_code, reason, original, fingerprint)
+SELECT v.topic, v.p, v.o, v.reason_code, v.reason, v.original,
+       nxem_quarantine_fingerprint(v.topic, v.p, v.o, v.original)
+FROM (VALUES (%s::text, %s::integer, %s::bigint, %s::text, %s::text, %s::bytea))
+     AS v (topic, p, o, reason_code, reason, original)
+ON CONFLICT (fingerprint) DO NOTHING
+"""
+
+
+def write_quarantine(conn: psycopg.Connection[Any], items: Sequence[Quarantined]) -> int:
+    """Store quarantined records once each (a replay that quarantines the same Kafka record
+    again adds nothing); returns how many are new. In one transaction."""
+    stored = 0
+    with conn.transaction(), conn.cursor() as cur:
+        for q in items:
+            cur.execute(_INSERT_QUARANTINE, (clean_text(q.topic), q.partition, q.offset, clean_text(q.reason_code),
+                                             clean_text(q.reason), q.original))
             stored += cur.rowcount
     return stored
 

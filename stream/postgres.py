@@ -1,7 +1,13 @@
 """PostgreSQL adapter of the worker: one connection, one transaction per poll, errors as ours.
 
 The SQL lives in ``storage``; this module owns the connection's life (connect, reconnect
-after a failure) and turns psycopg errors into ``BackendUnavailable`` so the loop backs off.
+after a failure) and sorts psycopg's errors into ours, which the loop treats differently:
+* ``BackendUnavailable`` -- the server cannot be used now (connection lost, shut down, out of
+  resources, a deadlock or serialization failure: ``psycopg.OperationalError``): back off and
+  retry the same records;
+* ``DataRefused`` -- the server (or psycopg, before sending) refused the data itself: a data
+  exception, a constraint, a value a column cannot hold. Retrying the same records fails the
+  same way, so the loop isolates the record(s) responsible and quarantines them.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 import psycopg
 
 from nxem.contract import AlertEvent, DeadLetter
-from nxem.errors import BackendUnavailable
+from nxem.errors import BackendUnavailable, DataRefused
 from storage import ingest, queries, rollups
 from stream import metrics as m
 
@@ -34,6 +40,11 @@ class PgStore:
                 raise BackendUnavailable(f"PostgreSQL connect: {err}") from err
         return self._conn
 
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
     def _fail(self, what: str, err: psycopg.Error) -> BackendUnavailable:
         if self._conn is not None:
             try:
@@ -41,6 +52,12 @@ class PgStore:
             finally:
                 self._conn = None
         return BackendUnavailable(f"PostgreSQL {what}: {err}")
+
+    def _refused(self, what: str, err: Exception) -> DataRefused:
+        # the transaction was rolled back; a connection psycopg gave up on is replaced
+        if self._conn is not None and self._conn.closed:
+            self._conn = None
+        return DataRefused(f"PostgreSQL {what}: {type(err).__name__}: {err}")
 
     def write(
         self, rows: list[tuple[int, datetime, float]], alerts: list[AlertEvent], dead: list[DeadLetter]
@@ -51,8 +68,23 @@ class PgStore:
                 result = ingest.write_batch(conn, rows, alerts, dead)
         except psycopg.OperationalError as err:
             raise self._fail("write", err) from err
+        except psycopg.Error as err:  # DataError, IntegrityError, ProgrammingError, InternalError, ...
+            raise self._refused("write", err) from err
+        except (ValueError, OverflowError, TypeError) as err:  # refused by psycopg's dumpers before sending
+            raise self._refused("write", err) from err
         m.DUPLICATES.inc(result.duplicates)
         return result
+
+    def quarantine(self, items: list[ingest.Quarantined]) -> int:
+        """Store records that cannot be stored otherwise; if even this is refused the database
+        is not usable for the worker: ``BackendUnavailable`` (retried, nothing committed)."""
+        conn = self._connection()
+        try:
+            return ingest.write_quarantine(conn, items)
+        except psycopg.OperationalError as err:
+            raise self._fail("quarantine", err) from err
+        except (psycopg.Error, ValueError, OverflowError, TypeError) as err:
+            raise BackendUnavailable(f"PostgreSQL refused the quarantine itself: {type(err).__name__}: {err}") from err
 
     def history(self, site_id: int, meter_ids: Iterable[int], since: datetime) -> list[tuple[int, datetime, float]]:
         ids = list(meter_ids)

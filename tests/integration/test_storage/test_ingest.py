@@ -184,3 +184,90 @@ def test_maintain_creates_days_ahead_and_drops_expired_raw_days(nativedb: Db) ->
     assert min(days) >= today - timedelta(days=30)
     assert {today + timedelta(days=k) for k in range(4)} <= set(days)  # today .. today + 3
     assert db.sql("SELECT count(*) FROM readings WHERE ts = %s", (old,)) == [(0,)]
+
+
+def test_text_postgresql_refuses_is_stored_with_a_replacement_and_the_original_bytes_whole(db: Db) -> None:
+    load_demo(db)
+    original = b'{"gateway": "gw-zw-a\\u0000x", "raw": "\x00\xff"}'  # bytes as received, NUL included
+    dead = DeadLetter(stage="collector", reason_code="topic_mismatch", reason="gateway gw-zw-a\x00x differs",
+                      received_at=T0, source="nxem/v1/x/gw-zw-a/readings", original=original,
+                      enterprise_id=DC_ENT + "\x00", gateway_id="gw-zw-a\x00x")
+    with db.connect("nxem_ingest") as conn:
+        assert write_batch(conn, [], [], [dead]).dead_letters == 1
+        assert write_batch(conn, [], [], [dead]).dead_letters == 0  # still one dead letter
+    assert db.sql("SELECT reason, enterprise_id, gateway_id, original FROM dead_letters") == [
+        ("gateway gw-zw-a\ufffdx differs", DC_ENT + "\ufffd", "gw-zw-a\ufffdx", original)]
+
+
+def test_alert_details_jsonb_refuses_are_stored_as_text_it_accepts(db: Db) -> None:
+    load_demo(db)
+    e = AlertEvent(alert_key=alert_key("site", 1, "pue_above_limit"), source_kind="site", source_id=1,
+                   enterprise_id=DC_ENT, rule="pue_above_limit", kind="opened", severity="major", at=T0,
+                   value=float("nan"), threshold=1.2,
+                   details={"site\x00name": "一号\x00机房", "pue": float("inf"), "samples": [1.3, float("nan")]})
+    with db.connect("nxem_ingest") as conn:
+        assert write_batch(conn, [], [e], []).alert_transitions == 1
+    # jsonb refuses the escape \u0000 and has no NaN/Infinity: U+FFFD and the numbers' names
+    details = db.sql("SELECT details FROM alert_transitions")[0][0]
+    assert details == {"site\ufffdname": "一号\ufffd机房", "pue": "inf", "samples": [1.3, "nan"]}
+
+
+def test_a_dead_letter_made_again_later_is_the_same_dead_letter(db: Db) -> None:
+    load_demo(db)
+
+    def dead(received_min: int, reason_code: str = "conflicting_duplicate") -> DeadLetter:
+        return DeadLetter(stage="worker", reason_code=reason_code, reason="meter 1 at T0: 11.0 differs from 10.0",
+                          received_at=T0 + timedelta(minutes=received_min), source="nxem.readings.v1",
+                          original=b'{"meter_id":1,"value":11.0}', enterprise_id=DC_ENT, gateway_id="gw-zw-a")
+
+    with db.connect("nxem_ingest") as conn:
+        assert write_batch(conn, [], [], [dead(0)]).dead_letters == 1
+        # a replay re-creates it an hour later: received_at is not part of its identity
+        assert write_batch(conn, [], [], [dead(60)]).dead_letters == 0
+        assert write_batch(conn, [], [], [dead(60, "another_reason")]).dead_letters == 1
+    # 1 + 0 + 1; the first received_at is kept
+    assert db.sql("SELECT reason_code, received_at FROM dead_letters ORDER BY id") == [
+        ("conflicting_duplicate", T0), ("another_reason", T0 + timedelta(minutes=60))]
+    # the stored fingerprint is the server's function of the row: one definition (migration 0014)
+    assert db.sql("SELECT bool_and(fingerprint = nxem_dead_letter_fingerprint(stage, reason_code, reason, source,"
+                  " enterprise_id, gateway_id, original)) FROM dead_letters") == [(True,)]
+
+
+@pytest.mark.parametrize("meter_offset", [2**31, 2**32, -(2**32), 2**64])
+def test_a_meter_id_beyond_the_integer_column_is_refused_never_wrapped(db: Db, meter_offset: int) -> None:
+    from nxem.errors import DataRefused
+    from stream.postgres import PgStore
+
+    load_demo(db)
+    it = meter_ids(db)["gw-zw-a/it-main"]
+    # psycopg's binary int4 dumper wraps: 2^32 + it would be stored as meter `it`
+    bad = (it + meter_offset, T0, 5.0)
+    with db.connect("nxem_ingest") as conn:
+        # the server refuses it (staged as bigint), or psycopg before sending (beyond bigint)
+        with pytest.raises((psycopg.errors.NumericValueOutOfRange, OverflowError)):
+            write_batch(conn, [(it, T0 + timedelta(minutes=15), 1.0), bad], [], [])
+    store = PgStore(db.dsn("nxem_ingest"))
+    try:
+        with pytest.raises(DataRefused):  # what the worker sees: refused data, not an outage
+            store.write([bad], [], [])
+        assert store.write([(it, T0, 6.0)], [], []).inserted == 1  # the connection is still usable
+    finally:
+        store.close()
+    assert db.sql("SELECT meter_id, ts, value FROM readings") == [(it, T0, 6.0)]
+
+
+def test_quarantined_records_are_stored_once_each(db: Db) -> None:
+    from storage.ingest import Quarantined, write_quarantine
+
+    q = Quarantined("nxem.readings.v1", 2, 41, "storage_refused", "integer out of range", b"\x00raw")
+    alert = Quarantined("nxem.alerts.v1", None, None, "storage_refused", "bad\x00 alert", b"{}")
+    with db.connect("nxem_ingest") as conn:
+        assert write_quarantine(conn, [q, alert]) == 2
+        # a replay quarantines the same Kafka records again: nothing added
+        assert write_quarantine(conn, [q, alert]) == 0
+        # the next offset is another record
+        assert write_quarantine(conn, [Quarantined("nxem.readings.v1", 2, 42, "storage_refused", "x", b"\x00raw")]) == 1
+    rows = db.sql("SELECT topic, kafka_partition, kafka_offset, reason, original FROM quarantine ORDER BY id")
+    assert rows == [("nxem.readings.v1", 2, 41, "integer out of range", b"\x00raw"),
+                    ("nxem.alerts.v1", None, None, "bad\ufffd alert", b"{}"),
+                    ("nxem.readings.v1", 2, 42, "x", b"\x00raw")]  # 2 + 0 + 1 rows
