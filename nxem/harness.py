@@ -190,6 +190,7 @@ def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipelin
         "NXEM_MQTT_HOST": settings.mqtt_host, "NXEM_MQTT_PORT": str(settings.mqtt_port),
         "NXEM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "NXEM_PG_HOST": settings.pg_host, "NXEM_PG_PORT": str(settings.pg_port), "NXEM_PG_DB": dbname,
+        "NXEM_DB_BACKEND": settings.db_backend,
         "NXEM_TOPIC_READINGS": topics["readings"], "NXEM_TOPIC_ALERTS": topics["alerts"],
         "NXEM_TOPIC_DEADLETTER": topics["deadletter"],
         "NXEM_WORKER_GROUP": f"workers-{suffix}",
