@@ -12,15 +12,22 @@ Rules that matter for the numbers:
   meter must name one; there is no silent choice;
 * heat 0.03412 kgce/MJ; steam is booked as heat (MJ/GJ) or, explicitly, by the per-pressure
   table, which is an industry convention and not GB/T 2589 (labelled so);
-* an unknown carrier, coefficient or unit raises ``ConversionError``, never returns zero.
+* an unknown carrier, coefficient or unit raises ``ConversionError``, never returns zero;
+  ``conversion_problem`` says why a meter cannot be converted and lists the candidate
+  coefficients, so the registry can refuse it at load with that message;
+* how electricity is valued is a deployment choice passed in (``ElectricityValue``): 当量值
+  (calorific value, the default of GB/T 2589-2020) or 等价值 (the year's thermal-power rate,
+  configured, never defaulted). It applies to every electricity meter, whatever coefficient id
+  the registry names for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal, get_args
 
 from nxem.errors import NxemError
 
@@ -117,11 +124,54 @@ def scale_unit(unit: str) -> tuple[str, float]:
         raise ConversionError(f"unknown unit {unit!r}; known: {', '.join(UNIT_SCALE)}") from None
 
 
-def resolve(carrier: str, unit: str, coefficient: str | None = None) -> tuple[float, Coefficient]:
+ElectricityBasis = Literal["calorific_value", "equivalent_value"]
+ELECTRICITY_BASES: Final[tuple[str, ...]] = get_args(ElectricityBasis)
+
+
+@dataclass(frozen=True, slots=True)
+class ElectricityValue:
+    """How electricity is valued (a deployment setting, passed in): 当量值, the calorific value
+    0.1229 kgce/kWh (GB/T 2589-2020, the default for 综合能耗), or 等价值, the coal burnt per
+    kWh generated in the year (≈ 0.30 kgce/kWh, recalled-unverified: always configured)."""
+
+    basis: ElectricityBasis = "calorific_value"
+    equivalent_kgce_per_kwh: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.basis not in ELECTRICITY_BASES:
+            raise ConversionError(f"electricity basis {self.basis!r} is not one of {' | '.join(ELECTRICITY_BASES)}")
+        rate = self.equivalent_kgce_per_kwh
+        if self.basis == "equivalent_value" and (rate is None or not 0 < rate < 1):
+            raise ConversionError("electricity at 等价值 (equivalent_value) needs the year's rate in kgce/kWh "
+                                  f"(about 0.30, configured), got {rate!r}")
+
+    @property
+    def row(self) -> Coefficient:
+        """The coefficient row electricity is converted with."""
+        if self.basis == "calorific_value" or self.equivalent_kgce_per_kwh is None:
+            return COEFFICIENTS["electricity_calorific"]
+        return Coefficient("electricity_equivalent", "electricity", "kWh", self.equivalent_kgce_per_kwh,
+                           "equivalent", "GB/T 2589-2020 等价值: the year's thermal-power standard-coal rate, configured",
+                           "configured")
+
+    @property
+    def label(self) -> str:
+        """What to show beside a figure that contains electricity."""
+        name = "当量值 (calorific value)" if self.basis == "calorific_value" else "等价值 (equivalent value)"
+        return f"electricity at {name} {self.row.kgce_per_unit:g} kgce/kWh"
+
+
+#: The default: electricity at 当量值, 0.1229 kgce/kWh (GB/T 2589-2020).
+CALORIFIC_VALUE: Final = ElectricityValue()
+
+
+def resolve(carrier: str, unit: str, coefficient: str | None = None,
+            electricity: ElectricityValue = CALORIFIC_VALUE) -> tuple[float, Coefficient]:
     """kgce per one ``unit`` of ``carrier``, and the coefficient row used.
 
     Steam metered as heat (MJ/GJ) uses the heat coefficient; steam by mass needs an explicit
-    pressure row. Raises ``ConversionError`` for any unknown or ambiguous combination.
+    pressure row. Electricity is valued as ``electricity`` says (default 当量值). Raises
+    ``ConversionError`` for any unknown or ambiguous combination.
     """
     base, factor = scale_unit(unit)
     key = coefficient
@@ -148,13 +198,49 @@ def resolve(carrier: str, unit: str, coefficient: str | None = None) -> tuple[fl
         raise ConversionError(f"coefficient {key!r} is for {row.carrier!r}, not {carrier!r}")
     if row.base_unit != base:
         raise ConversionError(f"unit {unit!r} does not fit coefficient {key!r} (per {row.base_unit})")
-    return row.kgce_per_unit * factor, row
+    if row.carrier == "electricity" and electricity.basis == "equivalent_value":
+        row = electricity.row
+    # the tabulated decimal × the unit's decimal factor, rounded once: 0.9714 kgce/kg × 1 000 is
+    # 971.4 kgce/t, not the float product 971.4000000000001
+    return float(Decimal(repr(row.kgce_per_unit)) * Decimal(repr(factor))), row
 
 
-def to_kgce(quantity: float, carrier: str, unit: str, coefficient: str | None = None) -> float:
+def to_kgce(quantity: float, carrier: str, unit: str, coefficient: str | None = None,
+            electricity: ElectricityValue | None = None) -> float:
     """``quantity`` (in ``unit``) of ``carrier`` as kgce, GB/T 2589 (see ``resolve``)."""
-    per_unit, _ = resolve(carrier, unit, coefficient)
+    per_unit, _ = resolve(carrier, unit, coefficient, electricity or CALORIFIC_VALUE)
     return quantity * per_unit
+
+
+def candidates(carrier: str, unit: str) -> tuple[Coefficient, ...]:
+    """The coefficient rows a meter of ``carrier`` in ``unit`` may name (steam in MJ/GJ: heat)."""
+    try:
+        base = scale_unit(unit)[0]
+    except ConversionError:
+        return tuple(r for r in _ROWS if r.carrier == carrier)
+    return tuple(r for r in _ROWS if r.base_unit == base
+                 and (r.carrier == carrier or (carrier == "steam" and r.key == "heat")))
+
+
+def _listed(rows: tuple[Coefficient, ...]) -> str:
+    return ", ".join(f"{r.key} ({r.kgce_per_unit:g} kgce/{r.base_unit})" for r in rows)
+
+
+def conversion_problem(carrier: str, unit: str, coefficient: str | None = None) -> str | None:
+    """Why a meter of ``carrier`` in ``unit`` naming ``coefficient`` cannot be converted to kgce,
+    with the candidate coefficients; ``None`` when it converts unambiguously."""
+    try:
+        resolve(carrier, unit, coefficient)
+    except ConversionError as err:
+        found = candidates(carrier, unit)
+        if found:
+            return f"{err}; candidates: {_listed(found)}"
+        carriers = sorted({r.carrier for r in _ROWS} | {"steam"})
+        if carrier not in carriers:
+            return f"{err}; known carriers: {', '.join(carriers)}"
+        units = sorted({u for u, (b, _f) in UNIT_SCALE.items() if any(r.base_unit == b for r in candidates(carrier, u))})
+        return f"{err}; {carrier} is metered in {', '.join(units)}"
+    return None
 
 
 def electricity_equivalent_kgce(kwh: float, year: int, kgce_per_kwh_by_year: Mapping[int, float]) -> float:

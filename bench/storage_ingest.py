@@ -41,7 +41,7 @@ def _registry(n_meters: int) -> dict[str, Any]:
     sites = []
     for s in range(n_meters // 4):
         meters = [{"code": c, "carrier": "electricity", "unit": "kWh", "role": r, "kind": k,
-                   "coefficient": "electricity_calorific"}
+                   "coefficient": "electricity_calorific", "digits": 9}
                   for c, r, k in (("it", "it_load", "register"), ("fac", "total_facility", "register"),
                                   ("cool", "consumed", "interval"), ("light", "consumed", "interval"))]
         sites.append({"code": f"bench-{s}", "name": f"bench {s}", "kind": "data_centre",

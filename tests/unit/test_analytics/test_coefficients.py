@@ -83,3 +83,41 @@ def test_table_equals_the_copied_csv_with_sources() -> None:
 def test_conversion_is_additive_over_periods(parts: list[float]) -> None:
     whole = to_kgce(sum(parts), "natural_gas", "m3", "natural_gas_gasfield")
     assert sum(to_kgce(p, "natural_gas", "m3", "natural_gas_gasfield") for p in parts) == pytest.approx(whole, rel=1e-9, abs=1e-6)
+
+
+def test_a_tabulated_coefficient_scales_exactly() -> None:
+    # 0.9714 kgce/kg × 1 000 kg/t = 971.4 kgce/t as written, not the float product 971.4000000000001
+    assert resolve("coke", "t")[0] == 971.4 and resolve("raw_coal", "t")[0] == 714.3
+    assert resolve("heat", "GJ")[0] == 34.12
+
+
+def test_conversion_problems_list_the_candidates() -> None:
+    from analytics.coefficients import candidates, conversion_problem
+
+    assert conversion_problem("electricity", "MWh", None) is None
+    gas = conversion_problem("natural_gas", "m3", None)
+    assert gas is not None and "natural_gas_gasfield (1.2143 kgce/m3)" in gas and "natural_gas_oilfield (1.33 kgce/m3)" in gas
+    steam = conversion_problem("steam", "t", None)
+    assert steam is not None and "steam_1.0MPa (0.108571 kgce/kg)" in steam
+    # steam in GJ converts as heat; its candidates are the heat row
+    assert [r.key for r in candidates("steam", "GJ")] == ["heat"]
+    wrong_unit = conversion_problem("natural_gas", "kg", "natural_gas_gasfield")
+    assert wrong_unit is not None and "natural_gas is metered in" in wrong_unit and "m3" in wrong_unit
+
+
+def test_the_electricity_basis_is_passed_in() -> None:
+    from analytics.coefficients import CALORIFIC_VALUE, ElectricityValue
+
+    # default 当量值: 1 000 kWh × 0.1229 = 122.9 kgce (GB/T 2589-2020)
+    assert to_kgce(1000.0, "electricity", "kWh", "electricity_calorific") == pytest.approx(122.9)
+    assert CALORIFIC_VALUE.basis == "calorific_value" and "当量值" in CALORIFIC_VALUE.label
+    # 等价值 at a configured 0.3007 kgce/kWh: 2 MWh × 1 000 × 0.3007 = 601.4 kgce, whatever id the meter names
+    equiv = ElectricityValue("equivalent_value", 0.3007)
+    assert to_kgce(2.0, "electricity", "MWh", "electricity_calorific", equiv) == pytest.approx(601.4)
+    assert resolve("electricity", "kWh", None, equiv)[1].key == "electricity_equivalent"
+    # other carriers are untouched: 1 t coke is still 971.4 kgce
+    assert to_kgce(1.0, "coke", "t", None, equiv) == 971.4
+    with pytest.raises(ConversionError, match="needs the year's rate"):
+        ElectricityValue("equivalent_value")
+    with pytest.raises(ConversionError, match="not one of"):
+        ElectricityValue("wishful")  # type: ignore[arg-type]
