@@ -18,7 +18,7 @@ keep the decoder accepting the previous version for one release.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -30,13 +30,16 @@ Severity = Literal["critical", "major", "minor", "warning"]
 TransitionKind = Literal["opened", "updated", "cleared", "acknowledged"]
 SourceKind = Literal["site", "meter", "enterprise"]
 Stage = Literal["collector", "worker"]
+# Refused when naive on decode ("All datetimes are timezone-aware"): a naive one from the topic
+# would fail far from here, comparing with aware times in the rules or in storage.
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class Reading(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """One meter value. ``value`` is in the meter's registered unit (register or interval)."""
 
     meter_id: int  # registry id of the meter (storage.meters.id)
-    ts: datetime  # measurement time, aware, UTC
+    ts: AwareDatetime  # measurement time, aware, UTC
     value: float
 
 
@@ -48,8 +51,8 @@ class ReadingBatch(msgspec.Struct, frozen=True, kw_only=True):
     site_id: int
     gateway_id: str
     seq: int  # the gateway's own message sequence number
-    sent_at: datetime  # gateway's send time (aware, UTC)
-    received_at: datetime  # collector's receipt time (aware, UTC)
+    sent_at: AwareDatetime  # gateway's send time (aware, UTC)
+    received_at: AwareDatetime  # collector's receipt time (aware, UTC)
     readings: list[Reading]
 
 
@@ -64,7 +67,7 @@ class AlertEvent(msgspec.Struct, frozen=True, kw_only=True):
     rule: str
     kind: TransitionKind
     severity: Severity
-    at: datetime  # event time of the transition (aware, UTC)
+    at: AwareDatetime  # event time of the transition (aware, UTC)
     value: float | None = None
     threshold: float | None = None
     details: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -77,7 +80,7 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     stage: Stage
     reason_code: str  # machine-readable, e.g. "malformed_json", "unknown_meter"
     reason: str  # human-readable detail
-    received_at: datetime
+    received_at: AwareDatetime
     source: str  # MQTT topic or Kafka topic/partition/offset it came from
     original: bytes  # the original bytes (base64 in JSON)
     enterprise_id: str | None = None

@@ -111,6 +111,15 @@ class _ObservedStore:
         self._seen(None)
         return result
 
+    def quarantine(self, items: list[Any]) -> int:
+        try:
+            stored = self._store.quarantine(items)
+        except BackendUnavailable as err:
+            self._seen(err)
+            raise
+        self._seen(None)
+        return stored
+
     def history(self, site_id: int, meter_ids: Iterable[int], since: datetime) -> list[tuple[int, datetime, float]]:
         try:
             rows = self._store.history(site_id, meter_ids, since)

@@ -10,6 +10,11 @@ RECORDS_IN = Counter("nxem_worker_records_in_total", "Kafka records consumed")
 READINGS_STORED = Counter("nxem_worker_readings_written_total", "readings written (duplicates included)")
 DUPLICATES = Counter("nxem_worker_duplicate_readings_total", "readings already stored (replays, redeliveries)")
 INVALID = Counter("nxem_worker_invalid_total", "records dead-lettered by the worker, by reason", ["reason"])
+QUARANTINED = Counter(
+    "nxem_worker_quarantined_total",
+    "records the worker could not store, not even as a dead letter, kept in the quarantine table, by reason",
+    ["reason"],
+)
 ALERTS = Counter("nxem_worker_alert_transitions_total", "alert transitions emitted", ["rule", "kind"])
 BACKEND_ERRORS = Counter("nxem_worker_backend_errors_total", "Kafka or PostgreSQL unavailable (retried)")
 POLL_READINGS = Histogram(

@@ -9,6 +9,13 @@ Order of effects per poll, and why:
 A crash anywhere replays the poll: storage ignores duplicate readings and transitions
 (unique keys), and a replayed transition has the same (alert_key, kind, at), so consumers of
 the alerts topic dedupe on it. Nothing is committed to Kafka before the database has it.
+
+No record stops a partition (``stream.isolation``): every exception a record can cause is a
+dead letter with a reason, a quarantined record, or a backend outage (``BackendUnavailable``:
+retried with backoff, nothing committed). Rules that fail on a record dead-letter it
+(``internal_error``); data the database refuses (``DataRefused``) is bisected down to the
+record(s) responsible, which are quarantined with their topic/partition/offset while the rest
+is stored; a dead letter too large for the topic is quarantined instead of published.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ import msgspec
 
 from nxem import contract
 from nxem.contract import AlertEvent, DeadLetter, ReadingBatch
-from nxem.errors import BackendUnavailable, ContractError
+from nxem.errors import BackendUnavailable, DataRefused
 from nxem.kafka import (Consumer, Producer, alert_record, commit_offsets, partition_lags, rewind_to_committed,
                         send_and_wait)
+from storage.ingest import Quarantined
+from stream import isolation
 from stream import metrics as m
+from stream.records import DEAD_LETTER_MAX_BYTES, Batch, Origin, ToStore, decode_poll, refusal
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +49,19 @@ class RuleEngine(Protocol):
     @property
     def sweeping(self) -> bool: ...
     def reset(self) -> None: ...
+    def forget(self, site_id: int) -> None: ...
 
 
 class Store(Protocol):
     def write(self, rows: list[tuple[int, datetime, float]], alerts: list[AlertEvent], dead: list[DeadLetter]) -> Any: ...
+    def quarantine(self, items: list[Quarantined]) -> int: ...
+
+
+@dataclass(frozen=True)
+class _Isolated:
+    """What the poll's writes returned once the refused records were set aside."""
+
+    conflicts: tuple[Any, ...]
 
 
 Supervise = Callable[[BackendUnavailable | None], Consumer]
@@ -115,47 +134,41 @@ class Worker:
 
     def step(self) -> int:
         polled = self._consumer.poll(timeout_ms=200, max_records=self._max_records)
-        ticked: list[AlertEvent] = []
-        if self._engine.sweeping or time.monotonic() >= self._next_tick:
-            # wall-clock rules (silent meters) ride on this poll's publish, transaction and
-            # commit; a sweep over many meters is spread over several polls
-            if not self._engine.sweeping:
-                self._next_tick = time.monotonic() + self._tick_s
-            ticked = self._engine.tick(self._clock())
+        ticked = self._tick()
         if not polled and not ticked:
             return 0
         t0 = time.perf_counter()
         polled_at = datetime.now(UTC)
-        batches: list[ReadingBatch] = []
-        dead: list[DeadLetter] = []  # refused here: published to the dead-letter topic
-        stored_dead: list[DeadLetter] = []  # consumed from the dead-letter topic: into the table
         now = self._clock()
-        for tp, records in polled.items():
-            from_dlq = tp.topic == self._topics.deadletter
-            for rec in records:
-                try:
-                    if from_dlq:
-                        stored_dead.append(contract.decode_dead_letter(rec.value))
-                    else:
-                        batches.append(contract.decode_batch(rec.value))
-                except ContractError as err:
-                    refused = DeadLetter(
-                        stage="worker", reason_code=err.reason_code, reason=err.message,
-                        received_at=now, source=f"{tp.topic}/{tp.partition}@{rec.offset}",
-                        original=rec.value or b"",
-                    )
-                    # a broken dead letter is stored directly, never re-published (no loop)
-                    (stored_dead if from_dlq else dead).append(refused)
+        intake = decode_poll(polled, self._topics.deadletter, now)
+        applied, failed = isolation.apply_rules(self._engine, intake.batches)
+        good = intake.batches
+        sent: list[tuple[Origin | None, DeadLetter]] = list(intake.refused)
+        if failed:
+            bad = {id(b) for b, _ in failed}
+            good = [b for b in good if id(b) not in bad]
+            sent += [(b.origin, refusal(b.origin, b.original, "internal_error",
+                                        f"rules failed on this record: {type(err).__name__}: {err}", now,
+                                        b.batch.enterprise_id, b.batch.gateway_id)) for b, err in failed]
+        batches = [b.batch for b in good]
         rows = [(r.meter_id, r.ts, r.value) for b in batches for r in b.readings]
-        alerts = ticked + self._engine.apply(batches)
-        self._publish(alerts, dead)
+        alerts = ticked + applied
+        quarantine = self._publish(alerts, sent)
         t1 = time.perf_counter()
-        result = self._store.write(rows, alerts, stored_dead)
+        result, refused = self._write(good, alerts, intake.to_store, rows)
+        if refused:
+            quarantine += refused
+            gone = {(q.topic, q.partition, q.offset) for q in refused}
+            batches = [b.batch for b in good if (b.origin.topic, b.origin.partition, b.origin.offset) not in gone]
+            rows = [(r.meter_id, r.ts, r.value) for b in batches for r in b.readings]
         t2 = time.perf_counter()
         conflicting = self._conflicts(getattr(result, "conflicts", ()), batches, now)
         if conflicting:  # after the DB commit, before the offsets: a crash here replays and finds them again
-            self._publish([], conflicting)
-            dead += conflicting
+            quarantine += self._publish([], [(None, c) for c in conflicting])
+            sent += [(None, c) for c in conflicting]
+        if quarantine:  # before the offsets too: the partition moves on only once they are kept
+            self._quarantine(quarantine)
+        dead = [d for _, d in sent]
         # A failure is BackendUnavailable: the DB has the rows, and a replay after a rebalance
         # is harmless (idempotent storage).
         commit_offsets(self._consumer)
@@ -187,12 +200,77 @@ class Worker:
             ))
         return out
 
-    def _publish(self, alerts: list[AlertEvent], dead: list[DeadLetter]) -> None:
+    def _tick(self) -> list[AlertEvent]:
+        """Wall-clock rules (silent meters): they ride on this poll's publish, transaction and
+        commit; a sweep over many meters is spread over several polls."""
+        if not (self._engine.sweeping or time.monotonic() >= self._next_tick):
+            return []
+        if not self._engine.sweeping:
+            self._next_tick = time.monotonic() + self._tick_s
+        try:
+            return self._engine.tick(self._clock())
+        except BackendUnavailable:
+            raise
+        except Exception as err:  # noqa: BLE001 - no record to blame: log once, rebuild, go on
+            log.error("silence sweep failed, rule state rebuilt: %s: %s", type(err).__name__, err, exc_info=err)
+            self._engine.reset()
+            return []
+
+    def _write(self, good: list[Batch], alerts: list[AlertEvent], to_store: list[ToStore],
+               rows: list[tuple[int, datetime, float]]) -> tuple[Any, list[Quarantined]]:
+        """The poll in one transaction; if the database refuses its data, bisected (see
+        ``stream.isolation``) and the records refused on their own returned for quarantine."""
+        try:
+            return self._store.write(rows, alerts, [t.dead for t in to_store]), []
+        except DataRefused as err:
+            log.warning("the database refused a poll, isolating the record(s) responsible: %s", err)
+        units = [isolation.Unit(b.origin, b.original, rows=tuple((r.meter_id, r.ts, r.value) for r in b.batch.readings))
+                 for b in good]
+        units += [isolation.Unit(t.origin, t.original, dead=(t.dead,)) for t in to_store]
+        # in time order: a half written before another must not put an update before its opening
+        units += [isolation.Unit(None, contract.encode(a), alerts=(a,)) for a in sorted(alerts, key=lambda a: a.at)]
+        out = isolation.bisect(units, self._store.write)
+        if any(u.rows for u, _ in out.refused):
+            self._engine.reset()  # its state holds readings that are not stored: rebuild from the database
+        quarantined = [
+            Quarantined(u.origin.topic, u.origin.partition, u.origin.offset, "storage_refused", str(err), u.original)
+            if u.origin is not None else
+            Quarantined(self._topics.alerts, None, None, "storage_refused", str(err), u.original)
+            for u, err in out.refused
+        ]
+        log.info("poll isolated in %d writes: %d record(s) refused", out.writes, len(out.refused))
+        return _Isolated(tuple(c for r in out.results for c in getattr(r, "conflicts", ()))), quarantined
+
+    def _quarantine(self, items: list[Quarantined]) -> None:
+        self._store.quarantine(items)  # refused too: BackendUnavailable, nothing committed
+        for q in items:
+            m.QUARANTINED.labels(q.reason_code).inc()
+            log.error("quarantined topic=%s partition=%s offset=%s reason_code=%s: %s",
+                      q.topic, q.partition, q.offset, q.reason_code, q.reason)
+
+    def _publish(self, alerts: list[AlertEvent], dead: list[tuple[Origin | None, DeadLetter]]) -> list[Quarantined]:
+        """Publish and wait for the acks; a dead letter over ``DEAD_LETTER_MAX_BYTES`` is not
+        sent but returned for quarantine (the broker would refuse it, and kafka-python may then
+        fail every later send)."""
         if not alerts and not dead:
-            return
+            return []
         records = [alert_record(self._topics.alerts, a) for a in alerts]
-        records += [(self._topics.deadletter, None, contract.encode(d)) for d in dead]
-        send_and_wait(self._producer, records, "alerts/dead letters")
+        too_large: list[Quarantined] = []
+        for origin, d in dead:
+            data = contract.encode(d)
+            if len(data) <= DEAD_LETTER_MAX_BYTES:
+                records.append((self._topics.deadletter, None, data))
+                continue
+            reason = f"{d.reason_code}: {d.reason} (dead letter of {len(data)} bytes, over {DEAD_LETTER_MAX_BYTES})"
+            if origin is None:
+                too_large.append(Quarantined(self._topics.readings, None, None, "dead_letter_too_large", reason,
+                                             d.original))
+            else:
+                too_large.append(Quarantined(origin.topic, origin.partition, origin.offset, "dead_letter_too_large",
+                                             reason, d.original))
+        if records:
+            send_and_wait(self._producer, records, "alerts/dead letters")
+        return too_large
 
     def _observe(
         self, batches: list[ReadingBatch], rows: list[Any], alerts: list[AlertEvent],

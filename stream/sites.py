@@ -61,6 +61,13 @@ class SiteEngine:
         self._sweep.clear()
         m.SITES.set(0)
 
+    def forget(self, site_id: int) -> None:
+        """Drop one site's state (rebuilt from the database when seen again), e.g. after its
+        rules failed half-way through a batch."""
+        self._energy.pop(site_id, None)
+        self._rules.pop(site_id, None)
+        m.SITES.set(len(self._energy))
+
     def _ensure(self, site_id: int, reg: Registry, first_ts: datetime) -> None:
         if site_id in self._energy:
             return
