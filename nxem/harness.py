@@ -153,11 +153,15 @@ def consume_all(topic: str, bootstrap: str, idle_ms: int = 4000) -> list[bytes]:
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Create a run's topics as the service runner does: with the record size limit of
+    ``nxem.kafka`` (the collector refuses to start on topics without it)."""
     from kafka.admin import KafkaAdminClient, NewTopic
+
+    from nxem.kafka import TOPIC_CONFIGS
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="nxem-tests")
     try:
-        admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+        admin.create_topics([NewTopic(n, partitions, 1, topic_configs=dict(TOPIC_CONFIGS)) for n in names])
     finally:
         admin.close()
 

@@ -9,17 +9,18 @@ loop's calls here (``commit_offsets``, ``rewind_to_committed``, ``partition_lags
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Final
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
-from kafka.errors import KafkaError
+from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.partitioner.default import murmur2
 
 from nxem import contract
 from nxem.contract import AlertEvent
-from nxem.errors import BackendUnavailable
+from nxem.errors import BackendUnavailable, ConfigError
 from nxem.watchdog import GroupView
 
 Record = tuple[str, bytes | None, bytes]  # topic, key, value
@@ -33,6 +34,100 @@ def _servers(bootstrap: str) -> list[str]:
     return [s.strip() for s in bootstrap.split(",") if s.strip()]
 
 
+# -- record size limits: one consistent set ---------------------------------------------------
+# The largest record the pipeline makes is the dead letter of a payload at the collector's cap:
+# the payload whole (base64 in JSON: 4 bytes per 3) plus a bounded reason, source and ids. A
+# bigger payload's dead letter keeps only a prefix with the payload's size and sha256
+# (collector/normalise.py), and Mosquitto refuses packets over MQTT_MAX_PACKET_BYTES anyway
+# (max_packet_size in deploy/local, deploy/compose and deploy/k8s). The chain, each link
+# checked by ``check_record_limits`` when the collector starts:
+#   dead_letter_max_bytes(payload cap) <= RECORD_MAX_BYTES  (= producer max_request_size - framing)
+#   PRODUCER_MAX_REQUEST_BYTES + BATCH_OVERHEAD_BYTES <= every topic's max.message.bytes
+# A record over a topic's max.message.bytes does not just fail: kafka-python 3.0.12 then puts
+# an idempotent producer in a fatal state that fails every later send.
+
+MQTT_MAX_PACKET_BYTES: Final = 1024 * 1024  # Mosquitto max_packet_size: no payload is bigger
+PRODUCER_MAX_REQUEST_BYTES: Final = 1024 * 1024  # kafka-python max_request_size (also its largest record)
+PRODUCER_BATCH_BYTES: Final = 512 * 1024  # kafka-python batch_size (uncompressed, below the request size)
+RECORD_OVERHEAD_BYTES: Final = 1024  # what kafka-python adds to a value alone in its batch (header 61 B, key, varints)
+RECORD_MAX_BYTES: Final = PRODUCER_MAX_REQUEST_BYTES - RECORD_OVERHEAD_BYTES  # largest value we send
+DEAD_LETTER_OVERHEAD_BYTES: Final = 16 * 1024  # all of a dead letter but its original: reason and
+# source are at most 1000 printable characters each (<= 4 bytes each in JSON), ids 64, names and
+# timestamps a few hundred bytes
+BATCH_OVERHEAD_BYTES: Final = 64 * 1024  # lz4 frame on incompressible data (+0.4 %) and batch header
+TOPIC_MAX_MESSAGE_BYTES: Final = 2 * 1024 * 1024  # max.message.bytes the topics are created with
+TOPIC_MIN_MESSAGE_BYTES: Final = PRODUCER_MAX_REQUEST_BYTES + BATCH_OVERHEAD_BYTES  # required of them
+TOPIC_CONFIGS: Final = {"max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES)}  # at creation, with retention
+
+
+def dead_letter_max_bytes(payload_cap: int) -> int:
+    """The largest dead letter the collector makes for payloads of at most ``payload_cap`` bytes."""
+    return 4 * -(-payload_cap // 3) + DEAD_LETTER_OVERHEAD_BYTES
+
+
+def max_payload_cap() -> int:
+    """The largest payload cap whose dead letters still fit ``RECORD_MAX_BYTES``."""
+    return (RECORD_MAX_BYTES - DEAD_LETTER_OVERHEAD_BYTES) // 4 * 3
+
+
+def check_record_limits(payload_cap: int, topic_max_bytes: Mapping[str, int | None],
+                        cap_setting: str = "NXEM_COLLECTOR_MAX_PAYLOAD_BYTES",
+                        topic_settings: Mapping[str, str] | None = None) -> None:
+    """Raise ``ConfigError`` naming the setting when the largest dead letter of a payload at
+    ``payload_cap`` would not fit the producer's request size, or a topic (name -> its
+    max.message.bytes, None when the topic does not exist) would refuse the producer's largest
+    batch. ``topic_settings`` maps a topic to the setting that names it."""
+    need = dead_letter_max_bytes(payload_cap)
+    if need > RECORD_MAX_BYTES:
+        raise ConfigError(
+            f"{cap_setting}={payload_cap}: the dead letter of a payload that size is up to {need} bytes, "
+            f"over the {RECORD_MAX_BYTES} bytes a record may have (producer max_request_size "
+            f"{PRODUCER_MAX_REQUEST_BYTES}, nxem/kafka.py); set it to at most {max_payload_cap()}"
+        )
+    for topic, limit in topic_max_bytes.items():
+        setting = (topic_settings or {}).get(topic, "topic")
+        if limit is None:
+            raise ConfigError(f"{setting}={topic}: the topic does not exist (create it: `nxem services up` "
+                              f"or the kafka-topics job in deploy/)")
+        if limit < TOPIC_MIN_MESSAGE_BYTES:
+            raise ConfigError(
+                f"{setting}={topic}: its max.message.bytes is {limit}, below the {TOPIC_MIN_MESSAGE_BYTES} "
+                f"the producer's largest batch needs (max_request_size {PRODUCER_MAX_REQUEST_BYTES} + "
+                f"{BATCH_OVERHEAD_BYTES}); a bigger record would make the producer fail every later send. "
+                f"Raise it: kafka-configs.sh --alter --entity-type topics --entity-name {topic} "
+                f"--add-config max.message.bytes={TOPIC_MAX_MESSAGE_BYTES}"
+            )
+
+
+def topic_max_message_bytes(bootstrap: str, topics: Collection[str], timeout_s: float = 10.0) -> dict[str, int | None]:
+    """topic -> its effective max.message.bytes (None: no such topic), read with an admin client."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=_servers(bootstrap), client_id="nxem-limits",
+                                 request_timeout_ms=int(timeout_s * 1000),
+                                 bootstrap_timeout_ms=int(timeout_s * 1000))
+    except KafkaError as err:
+        raise BackendUnavailable(f"Kafka admin for {bootstrap}: {err}") from err
+    try:
+        found = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t, ["max.message.bytes"]) for t in topics],
+            config_filter="all",
+        ).get("topic", {})
+    except KafkaError as err:
+        raise BackendUnavailable(f"Kafka topic configs of {', '.join(topics)}: {err}") from err
+    finally:
+        admin.close()
+    out: dict[str, int | None] = {}
+    for t in topics:
+        entry = (found.get(t) or {}).get("max.message.bytes")
+        out[t] = int(entry["value"]) if entry and entry.get("value") is not None else None
+    return out
+
+
+def is_too_large(err: BaseException) -> bool:
+    """True when the producer (client-side check) or the broker refused a record for its size."""
+    return isinstance(err, (MessageSizeTooLargeError, RecordListTooLargeError))
+
+
 def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProducer:
     """An idempotent acks=all producer tuned for batched records (lz4, short linger)."""
     config: dict[str, Any] = dict(
@@ -44,8 +139,8 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
         delivery_timeout_ms=120_000,
         max_in_flight_requests_per_connection=5,
         linger_ms=5,
-        batch_size=512 * 1024,
-        max_request_size=4 * 1024 * 1024,
+        batch_size=PRODUCER_BATCH_BYTES,
+        max_request_size=PRODUCER_MAX_REQUEST_BYTES,
         compression_type="lz4",
         max_block_ms=10_000,
         metrics_enabled=False,  # +5-7 % measured here; our own Prometheus metrics cover it

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nxem.errors import ServiceError
+from nxem.errors import BackendUnavailable, ServiceError
 from nxem.services import procs
 from nxem.services.settings import REPO_ROOT, ServiceSettings
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import kafka as _kafka_lib
+    from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
@@ -188,13 +189,16 @@ def metadata_ok(settings: ServiceSettings) -> bool:
 
 
 def ensure_topics(settings: ServiceSettings) -> dict[str, int]:
-    """Create the pipeline topics when missing; returns partitions per pipeline topic."""
+    """Create the pipeline topics when missing, with the record size limit of ``nxem.kafka``
+    (raised on an existing topic below it); returns partitions per pipeline topic."""
+    from nxem.kafka import TOPIC_CONFIGS, TOPIC_MIN_MESSAGE_BYTES, topic_max_message_bytes
+
     admin = _admin(settings, 15000)
     try:
         existing = set(admin.list_topics())
         missing = {name: {"num_partitions": settings.kafka_partitions, "replication_factor": 1,
                           "configs": {"cleanup.policy": "delete",
-                                      "retention.ms": str(_RETENTION_MS)}}
+                                      "retention.ms": str(_RETENTION_MS), **TOPIC_CONFIGS}}
                    for name in settings.topics if name not in existing}
         for name, spec in missing.items():
             try:
@@ -202,9 +206,18 @@ def ensure_topics(settings: ServiceSettings) -> dict[str, int]:
                 log.info("created topic=%s partitions=%s", name, settings.kafka_partitions)
             except TopicAlreadyExistsError:
                 log.debug("topic=%s already exists", name)
+        older = [name for name, limit in topic_max_message_bytes(settings.kafka_bootstrap, settings.topics).items()
+                 if limit is not None and limit < TOPIC_MIN_MESSAGE_BYTES]
+        if older:  # created before the limit was set: an incremental SET leaves its other configs
+            done = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, dict(TOPIC_CONFIGS))
+                                        for name in older]).get("topic", {})
+            refused = {name: result for name, result in done.items() if result != "OK"}
+            if refused:
+                raise ServiceError(f"kafka: could not raise max.message.bytes of {refused}")
+            log.info("raised max.message.bytes of topics=%s to %s", older, TOPIC_CONFIGS["max.message.bytes"])
         described: list[dict[str, Any]] = admin.describe_topics(list(settings.topics))
         return {str(t["name"]): len(t["partitions"]) for t in described if t["error_code"] == 0}
-    except KafkaError as err:
+    except (KafkaError, BackendUnavailable) as err:
         raise ServiceError(f"kafka: could not create topics on {settings.kafka_bootstrap}: "
                            f"{err!r}") from err
     finally:
