@@ -4,20 +4,30 @@ Pure: the registry routing and the clock are passed in. Output is an ``Outcome``
 accepted readings grouped per site (one ``ReadingBatch`` per site, normally exactly one) and
 one ``DeadLetter`` per refused message or reading, each with a reason code. A bad reading
 never takes the good readings of the same message with it.
+
+Dead letters are bounded whatever the input: the reason and source are at most
+``TEXT_MAX_CHARS`` printable characters (anything else is escaped, so no NUL reaches a
+database), ids are the payload's only once validated, and a payload over the cap keeps only
+its first ``KEPT_PREFIX_BYTES`` bytes, its size and its sha256 (``truncated``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Final, Protocol
+
+import msgspec
 
 from collector import payload
 from nxem.contract import DeadLetter, Reading, ReadingBatch
 from nxem.errors import ContractError
 
 ABSURD_ABS_VALUE = 1e12  # no meter in a Ningxia key energy-using unit reads beyond this in its unit
+TEXT_MAX_CHARS: Final = 1000  # reason and source of a dead letter
+KEPT_PREFIX_BYTES: Final = 4096  # what a truncated dead letter keeps of the original bytes
 
 
 class GatewayRouteLike(Protocol):
@@ -44,6 +54,7 @@ class Limits:
 
     max_future: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=400)
+    max_payload_bytes: int = payload.MAX_PAYLOAD_BYTES  # bigger payloads: a truncated dead letter
 
 
 @dataclass
@@ -56,13 +67,37 @@ class Outcome:
         return sum(len(b.readings) for b in self.batches)
 
 
+def clean_text(text: str, limit: int = TEXT_MAX_CHARS) -> str:
+    """``text`` with every non-printable character escaped (``\\x00``) and cut to at most
+    ``limit`` characters (the last one then ``…``): safe for any log, label or database
+    column (PostgreSQL text refuses NUL)."""
+    if len(text) <= limit and text.isprintable():
+        return text
+    shown = text[:limit]
+    if not shown.isprintable():
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+    if len(shown) > limit or len(text) > limit:
+        shown = shown[: limit - 1] + "…"
+    return shown
+
+
+def truncated(dead: DeadLetter, keep: int = KEPT_PREFIX_BYTES) -> DeadLetter:
+    """``dead`` keeping only the first ``keep`` bytes of its original, with the original's
+    size and sha256 said in the reason (so the whole can still be matched to its source)."""
+    original = dead.original
+    note = (f" [original {len(original)} bytes, sha256 {hashlib.sha256(original).hexdigest()}; "
+            f"first {min(keep, len(original))} bytes kept]")
+    reason = clean_text(dead.reason, TEXT_MAX_CHARS - len(note)) + note
+    return msgspec.structs.replace(dead, reason=reason, original=original[:keep], source=clean_text(dead.source))
+
+
 def _dead(
     reason_code: str, reason: str, topic: str, original: bytes, now: datetime,
     enterprise_id: str | None = None, gateway_id: str | None = None,
 ) -> DeadLetter:
     return DeadLetter(
-        stage="collector", reason_code=reason_code, reason=reason, received_at=now,
-        source=topic, original=original, enterprise_id=enterprise_id, gateway_id=gateway_id,
+        stage="collector", reason_code=reason_code, reason=clean_text(reason), received_at=now,
+        source=clean_text(topic), original=original, enterprise_id=enterprise_id, gateway_id=gateway_id,
     )
 
 
@@ -78,9 +113,10 @@ def normalise(
     out = Outcome()
     try:
         topic_enterprise, topic_gateway = payload.parse_topic(topic)
-        msg, rejected = payload.decode(data)
+        msg, rejected = payload.decode(data, limits.max_payload_bytes)
     except ContractError as err:
-        out.dead_letters.append(_dead(err.reason_code, err.message, topic, data, now))
+        dead = _dead(err.reason_code, err.message, topic, data, now)
+        out.dead_letters.append(truncated(dead) if len(data) > limits.max_payload_bytes else dead)
         return out
     if msg.enterprise != topic_enterprise or msg.gateway != topic_gateway:
         out.dead_letters.append(_dead(

@@ -8,6 +8,7 @@ must all be stored. A figure line is appended to ``.data/reports/damage.jsonl``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import urllib.request
@@ -154,9 +155,13 @@ def test_every_kind_of_bad_input_is_dead_lettered_counted_and_good_readings_kept
     assert in_table == expected
     collector = next(x for x in p.procs if x.module == "collector")
     assert _collector_invalid(collector.metrics_port) == expected
-    # the original bytes are kept for inspection and replay: the oversized payload whole
-    sizes = p.sql("SELECT octet_length(original) FROM dead_letters WHERE reason_code = 'payload_too_large'")
-    assert sizes[0][0] > MAX_PAYLOAD_BYTES
+    # the original bytes are kept for inspection and replay; of a payload over the cap only its
+    # first 4 KiB, with its size and sha256 in the reason (the whole would not fit a record)
+    ((size, reason),) = p.sql("SELECT octet_length(original), reason FROM dead_letters "
+                              "WHERE reason_code = 'payload_too_large'")
+    oversized = next(c[2] for c in cases if c[3] == ["payload_too_large"])
+    assert size == 4096 and f"sha256 {hashlib.sha256(oversized).hexdigest()}" in reason
+    assert f"{len(oversized)} bytes > cap {MAX_PAYLOAD_BYTES}" in reason
 
     _report(len(cases), sum(expected.values()), good_total, len(rows))
 
