@@ -10,6 +10,11 @@ READINGS_IN = Counter("nxem_collector_readings_accepted_total", "readings accept
 READINGS_OUT = Counter("nxem_collector_readings_produced_total", "readings acknowledged by Kafka")
 INVALID = Counter("nxem_collector_invalid_total", "messages or readings dead-lettered, by reason", ["reason"])
 PRODUCE_ERRORS = Counter("nxem_collector_produce_errors_total", "Kafka produce failures (retried)")
+OVERSIZE = Counter("nxem_collector_oversize_records_total", "records Kafka refused as too large (their message re-sent truncated)")
+PRODUCER_RENEWALS = Counter("nxem_collector_producer_renewals_total", "Kafka producers replaced after a non-retriable produce error")
+INTERNAL_ERRORS = Counter(
+    "nxem_collector_internal_errors_total", "messages that raised an unexpected exception (dead-lettered as internal_error)", ["type"],
+)
 BATCH_SIZE = Histogram(
     "nxem_collector_batch_readings", "accepted readings per MQTT message",
     buckets=(0, 1, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),

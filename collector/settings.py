@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from collector.payload import MAX_PAYLOAD_BYTES
 from nxem.settings import EndpointSettings
 
 
@@ -20,3 +21,7 @@ class CollectorSettings(EndpointSettings):
     collector_routing_refresh_s: float = Field(default=30.0, gt=0, description="registry routing refresh period")
     collector_max_future_s: float = Field(default=300.0, ge=0, description="readings further in the future are dead-lettered")
     collector_max_age_days: float = Field(default=400.0, gt=0, description="readings older than this are dead-lettered")
+    collector_max_payload_bytes: int = Field(
+        default=MAX_PAYLOAD_BYTES, ge=4096,
+        description="largest gateway payload accepted whole; a bigger one is dead-lettered with its first 4 KiB, size and sha256 (checked at start against the Kafka record limits)",
+    )
