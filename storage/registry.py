@@ -7,6 +7,9 @@
   Entries missing from the file are kept (removal is a deliberate operator action).
 * ``load_routing`` (collector), ``load_sites`` / ``load_meters`` (worker): plain frozen
   dataclasses, read as ``nxem_ingest``.
+* ``sync_reference(conn)``: writes the ``coefficients`` and ``quotas`` tables from analytics
+  (``analytics.coefficients``, ``analytics/data/quotas.csv``), the only source of those rows;
+  ``upsert_registry`` calls it first, in its transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 import yaml
+from psycopg.types.json import Jsonb
 
+from analytics.coefficients import COEFFICIENTS, ConversionError, resolve
+from analytics.quotas import ROWS as QUOTA_ROWS
 from storage.errors import StorageError
 from storage.registry_format import (
     EnterpriseSpec,
@@ -35,7 +41,7 @@ from storage.registry_format import (
 __all__ = [
     "EnterpriseSpec", "GatewayRoute", "GatewaySpec", "MeterRoute", "MeterRow", "MeterSpec",
     "ProductSpec", "Registry", "RegistryError", "Routing", "SiteRow", "SiteSpec", "UpsertResult",
-    "load_meters", "load_registry_file", "load_routing", "load_sites", "upsert_registry",
+    "load_meters", "load_registry_file", "load_routing", "load_sites", "sync_reference", "upsert_registry",
 ]
 
 
@@ -79,6 +85,8 @@ class SiteRow:
     products: tuple[ProductSpec, ...]
     city: str  # of the enterprise
     industry: str  # of the enterprise
+    altitude_m: float | None = None  # GB 16780-2021 altitude correction
+    atmospheric_pressure_pa: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +104,11 @@ class MeterRow:
     rollover: float | None
     coefficient: str | None
     product: str | None
-    kgce_per_unit: float | None  # the coefficient's value (GB/T 2589), None without one
+    #: kgce per meter unit (GB/T 2589 via analytics.coefficients.resolve, 当量值), None when the
+    #: meter is no energy input (product_output) or cannot be converted
+    kgce_per_unit: float | None
+    shares: tuple[tuple[str, float], ...] = ()  # product -> share of this meter's energy
+    feedstock: bool = False  # 原料用能
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +155,13 @@ WHERE (enterprises.name, enterprises.city, enterprises.industry)
 """
 _SITE = """
 INSERT INTO sites AS s (code, enterprise_id, kind, name, new_build, pue_limit, pue_window_hours,
-                        energy_budget_tce, products)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                        energy_budget_tce, products, altitude_m, atmospheric_pressure_pa)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (code) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id, kind = EXCLUDED.kind,
   name = EXCLUDED.name, new_build = EXCLUDED.new_build, pue_limit = EXCLUDED.pue_limit,
   pue_window_hours = EXCLUDED.pue_window_hours, energy_budget_tce = EXCLUDED.energy_budget_tce,
-  products = EXCLUDED.products, updated_at = now()
+  products = EXCLUDED.products, altitude_m = EXCLUDED.altitude_m,
+  atmospheric_pressure_pa = EXCLUDED.atmospheric_pressure_pa, updated_at = now()
 RETURNING id
 """
 _GATEWAY = """
@@ -159,14 +172,58 @@ WHERE (gateways.enterprise_id, gateways.site_id) IS DISTINCT FROM (EXCLUDED.ente
 """
 _METER = """
 INSERT INTO meters (gateway_id, code, site_id, enterprise_id, carrier, unit, role, kind, multiplier,
-                    rollover, coefficient, product)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    rollover, coefficient, product, shares, feedstock)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (gateway_id, code) DO UPDATE SET site_id = EXCLUDED.site_id,
   enterprise_id = EXCLUDED.enterprise_id, carrier = EXCLUDED.carrier, unit = EXCLUDED.unit,
   role = EXCLUDED.role, kind = EXCLUDED.kind, multiplier = EXCLUDED.multiplier,
   rollover = EXCLUDED.rollover, coefficient = EXCLUDED.coefficient, product = EXCLUDED.product,
+  shares = EXCLUDED.shares, feedstock = EXCLUDED.feedstock,
   updated_at = now()
 """
+
+# The reference tables, written from analytics (one source): only rows that changed are touched.
+_COEFFICIENT = """
+INSERT INTO coefficients (id, carrier, unit, kgce_per_unit, standard, confidence, basis)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET carrier = EXCLUDED.carrier, unit = EXCLUDED.unit,
+  kgce_per_unit = EXCLUDED.kgce_per_unit, standard = EXCLUDED.standard, confidence = EXCLUDED.confidence,
+  basis = EXCLUDED.basis
+WHERE (coefficients.carrier, coefficients.unit, coefficients.kgce_per_unit, coefficients.standard,
+       coefficients.confidence, coefficients.basis)
+      IS DISTINCT FROM (EXCLUDED.carrier, EXCLUDED.unit, EXCLUDED.kgce_per_unit, EXCLUDED.standard,
+                        EXCLUDED.confidence, EXCLUDED.basis)
+"""
+_QUOTA_COLUMNS = ("product", "indicator", "unit", "level1_advanced", "level2_new_build", "level3_limit", "standard",
+                  "confidence", "product_cn", "indicator_cn", "table_ref", "numerator", "output_product", "decimals",
+                  "correction", "source")
+_QUOTA = (
+    f"INSERT INTO quotas ({', '.join(_QUOTA_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_QUOTA_COLUMNS))})"
+    " ON CONFLICT (product, indicator) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _QUOTA_COLUMNS[2:])
+    + f" WHERE ({', '.join(f'quotas.{c}' for c in _QUOTA_COLUMNS[2:])})"
+    f" IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in _QUOTA_COLUMNS[2:])})"
+)
+
+
+def sync_reference(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Write every coefficient of ``analytics.coefficients`` and every row of
+    ``analytics/data/quotas.csv`` into the database (insert or update; quota rows no longer in
+    the CSV are deleted; a coefficient is never deleted, meters refer to it). Returns the
+    numbers of rows in each source. Needs a role that owns the tables (admin or owner)."""
+    coefficients = [(c.key, c.carrier, c.base_unit, c.kgce_per_unit, c.source, c.confidence, c.basis)
+                    for c in COEFFICIENTS.values()]
+    quotas = [(q.product, q.indicator, q.unit, q.level1, q.level2, q.level3, q.standard, q.confidence,
+               q.product_cn, q.indicator_cn, q.table, q.numerator, q.output_product, q.decimals,
+               f"{q.correction.kind}({', '.join(f'{k}={v:g}' for k, v in q.correction.args)})" if q.correction else None,
+               "analytics/data/quotas.csv (shared/reference/quotas.csv)") for q in QUOTA_ROWS]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_COEFFICIENT, coefficients)
+        cur.executemany(_QUOTA, quotas)
+        cur.execute("DELETE FROM quotas q WHERE NOT EXISTS (SELECT 1 FROM unnest(%s::text[], %s::text[]) AS k(p, i)"
+                    " WHERE k.p = q.product AND k.i = q.indicator)",
+                    ([q[0] for q in quotas], [q[1] for q in quotas]))
+    return len(coefficients), len(quotas)
 
 
 def upsert_registry(conn: psycopg.Connection[Any], registry: Registry) -> UpsertResult:
@@ -174,15 +231,16 @@ def upsert_registry(conn: psycopg.Connection[Any], registry: Registry) -> Upsert
     sites = gateways = meters = 0
     try:
         with conn.transaction():
+            sync_reference(conn)
             _check_coefficients(conn, registry)
             with conn.cursor() as cur:
                 for e in registry.enterprises:
                     cur.execute(_ENTERPRISE, (e.id, e.name, e.city, e.industry))
                     for s in e.sites:
-                        products = json.dumps([{"product": p.product, "indicator": p.indicator}
-                                               for p in s.products])
+                        products = json.dumps([_product_json(p) for p in s.products], ensure_ascii=False)
                         row = cur.execute(_SITE, (s.code, e.id, s.kind, s.name, s.new_build, s.pue_limit,
-                                                  s.pue_window_hours, s.energy_budget_tce, products)).fetchone()
+                                                  s.pue_window_hours, s.energy_budget_tce, products, s.altitude_m,
+                                                  s.atmospheric_pressure_pa)).fetchone()
                         assert row is not None
                         site_id = int(row[0])
                         sites += 1
@@ -191,11 +249,27 @@ def upsert_registry(conn: psycopg.Connection[Any], registry: Registry) -> Upsert
                             gateways += 1
                             cur.executemany(_METER, [
                                 (g.id, m.code, site_id, e.id, m.carrier, m.unit, m.role, m.kind, m.multiplier,
-                                 m.rollover, m.coefficient, m.product) for m in g.meters])
+                                 m.rollover, m.coefficient, m.product, Jsonb(dict(m.shares)), m.feedstock)
+                                for m in g.meters])
                             meters += len(g.meters)
     except psycopg.errors.IntegrityError as err:
         raise StorageError(f"registry upsert refused by the database: {err}") from err
     return UpsertResult(len(registry.enterprises), sites, gateways, meters)
+
+
+def _product_json(p: ProductSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"product": p.product, "indicator": p.indicator}
+    if p.meters:
+        out["meters"] = list(p.meters)
+    if p.parameters:
+        out["parameters"] = dict(p.parameters)
+    return out
+
+
+def _product_spec(p: Any) -> ProductSpec:
+    params = p.get("parameters") or {}
+    return ProductSpec(str(p["product"]), str(p["indicator"]), tuple(str(m) for m in p.get("meters") or ()),
+                       tuple(sorted((str(k), v) for k, v in params.items())))
 
 
 class RowCache(Generic[K, T]):
@@ -237,23 +311,42 @@ def load_sites(conn: psycopg.Connection[Any]) -> dict[int, SiteRow]:
     """Every site visible to the session, by id."""
     rows = conn.execute(
         "SELECT s.id, s.code, s.enterprise_id, s.kind, s.name, s.new_build, s.pue_limit, s.pue_window_hours,"
-        " s.energy_budget_tce, s.products, e.city, e.industry"
+        " s.energy_budget_tce, s.products, e.city, e.industry, s.altitude_m, s.atmospheric_pressure_pa"
         " FROM sites s JOIN enterprises e ON e.id = s.enterprise_id").fetchall()
     return {
         r[0]: SiteRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                      tuple(ProductSpec(str(p["product"]), str(p["indicator"])) for p in r[9]), r[10], r[11])
+                      tuple(_product_spec(p) for p in r[9]), r[10], r[11], altitude_m=r[12],
+                      atmospheric_pressure_pa=r[13])
         for r in rows
     }
 
 
+def _kgce_per_unit(role: str, carrier: str, unit: str, coefficient: str | None) -> float | None:
+    if role == "product_output":
+        return None
+    try:
+        return resolve(carrier, unit, coefficient)[0]
+    except ConversionError:
+        return None
+
+
+def meter_row(r: tuple[Any, ...]) -> MeterRow:
+    """A ``load_meters`` row (id, gateway, code, site, enterprise, carrier, unit, role, kind,
+    multiplier, rollover, coefficient, product, shares, feedstock) as a ``MeterRow``."""
+    mid, gw, code, site, ent, carrier, unit, role, kind, mult, roll, coef, product, shares, feedstock = r
+    return MeterRow(mid, gw, code, site, ent, carrier, unit, role, kind, mult, roll, coef, product,
+                    _kgce_per_unit(role, carrier, unit, coef),
+                    tuple(sorted((str(k), float(v)) for k, v in (shares or {}).items())), bool(feedstock))
+
+
 def load_meters(conn: psycopg.Connection[Any], cache: RowCache[int, MeterRow] | None = None) -> dict[int, MeterRow]:
-    """Every meter visible to the session, by id, with its coefficient's kgce per unit
-    (pass the same ``cache`` on every reload to reuse unchanged rows' objects)."""
+    """Every meter visible to the session, by id, with its kgce per meter unit (pass the same
+    ``cache`` on every reload to reuse unchanged rows' objects)."""
     rows = conn.execute(
         "SELECT m.id, m.gateway_id, m.code, m.site_id, m.enterprise_id, m.carrier, m.unit, m.role, m.kind,"
-        " m.multiplier, m.rollover, m.coefficient, m.product, c.kgce_per_unit"
-        " FROM meters m LEFT JOIN coefficients c ON c.id = m.coefficient").fetchall()
-    return (cache or RowCache(lambda r: MeterRow(*r), lambda r: r[0])).build(rows)
+        " m.multiplier, m.rollover, m.coefficient, m.product, m.shares, m.feedstock"
+        " FROM meters m").fetchall()
+    return (cache or RowCache(meter_row, lambda r: r[0])).build(rows)
 
 
 def registry_version(conn: psycopg.Connection[Any]) -> int:

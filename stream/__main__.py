@@ -19,7 +19,7 @@ from nxem.kafka import (ClusterWatch, Consumer, GroupConsumer, Partition, alert_
                         make_producer)
 from nxem.watchdog import GroupView, Watchdog, WatchdogConfig
 from storage import roles
-from storage.registry import MeterRow, RowCache, load_meters, load_sites
+from storage.registry import MeterRow, RowCache, load_meters, load_sites, meter_row
 from storage.watch import RegistryWatcher
 from stream import metrics as m
 from stream.daily import DayResult, scheduled_job
@@ -36,7 +36,7 @@ class _RegistryLoader:
     """Loads the rules' registry, reusing the objects of unchanged meters across reloads."""
 
     def __init__(self) -> None:
-        self._rows: RowCache[int, MeterRow] = RowCache(lambda r: MeterRow(*r), lambda r: r[0])
+        self._rows: RowCache[int, MeterRow] = RowCache(meter_row, lambda r: r[0])
         self._specs = SpecCache()
 
     def __call__(self, conn: psycopg.Connection[Any]) -> Registry:

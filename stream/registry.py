@@ -84,7 +84,8 @@ def _quota_rules(site: SiteRowLike, meters: Sequence[MeterRowLike]) -> list[Quot
         [MeterUse(m.id, str(getattr(m, "code", m.id)), m.role, m.carrier, m.product,
                   tuple(getattr(m, "shares", ()) or ()), bool(getattr(m, "feedstock", False))) for m in meters],
     ) if meters else None
-    ids = {str(getattr(m, "code", m.id)): m.id for m in meters}
+    ids = {ref: m.id for m in meters  # the registry writes an indicator's meters as "gateway/code"
+           for ref in (str(getattr(m, "code", m.id)), f"{getattr(m, 'gateway_id', '')}/{getattr(m, 'code', m.id)}")}
     site_params = {"altitude_m": getattr(site, "altitude_m", None),
                    "atmospheric_pressure_pa": getattr(site, "atmospheric_pressure_pa", None)}
     out: list[QuotaRule] = []
