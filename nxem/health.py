@@ -155,7 +155,8 @@ def watch(health: Health, name: str, probe: Callable[[], str | None], interval_s
           stop: threading.Event | None = None) -> threading.Thread:
     """A daemon thread that runs ``probe`` every ``interval_s`` and reports it as check ``name``:
     ok with the returned text, or failing with the exception's text (any exception: a probe
-    that breaks must show up as a failing check, not kill its thread)."""
+    that breaks must show up as a failing check, not kill its thread). Once ``stop`` is set the
+    thread ends, closing the probe if it has a ``close()``."""
     halt = stop or threading.Event()
 
     def loop() -> None:
@@ -165,6 +166,9 @@ def watch(health: Health, name: str, probe: Callable[[], str | None], interval_s
             except Exception as err:  # noqa: BLE001 - reported, the thread goes on
                 health.report(name, False, f"{type(err).__name__}: {err}")
             if halt.wait(interval_s):
+                close: Callable[[], object] | None = getattr(probe, "close", None)
+                if close is not None:
+                    close()
                 return
 
     thread = threading.Thread(target=loop, name=f"health-{name}", daemon=True)
@@ -192,4 +196,9 @@ class PgPing:
             self._conn = None
             raise
         return "reachable"
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from portal import api, errors, pages, sse, views
+from portal import api, errors, health, pages, sse, views
 from portal.auth import LoginPolicy
 from portal.db import Database
 from portal.emissions import load_factors
@@ -46,14 +46,17 @@ def _portal_dsn(settings: PortalSettings) -> str:
 def create_app(settings: PortalSettings, dsn: str | None = None,
                db_factory: Callable[[str, int], Database] = Database) -> FastAPI:
     """The portal application. ``dsn`` overrides the ``nxem_portal`` role DSN (tests)."""
-    db = db_factory(dsn or _portal_dsn(settings), settings.portal_pool_max)
+    dsn = dsn or _portal_dsn(settings)
+    db = db_factory(dsn, settings.portal_pool_max)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.open()
+        app.state.health, stop_pinger = health.start(dsn)
         try:
             yield
         finally:
+            stop_pinger.set()
             db.close()
 
     app = FastAPI(title="NXEM portal", version="1.0", description=DESCRIPTION, lifespan=lifespan,
@@ -71,6 +74,8 @@ def create_app(settings: PortalSettings, dsn: str | None = None,
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
+    app.add_middleware(health.RequestMetrics)
+    app.include_router(health.router)  # /healthz, /readyz, /metrics
     app.include_router(sse.router)  # before api: /alerts/stream must not match /alerts/{alert_id}
     app.include_router(api.router)
     app.include_router(pages.router)
