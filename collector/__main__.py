@@ -19,7 +19,7 @@ from collector.service import Collector, Routing, Topics
 from collector.settings import CollectorSettings
 from nxem.errors import BackendUnavailable
 from nxem.health import Health, PgPing, serve, watch
-from nxem.kafka import ClusterWatch, make_producer
+from nxem.kafka import ClusterWatch, check_record_limits, make_producer, topic_max_message_bytes
 from storage import roles
 from storage.registry import MeterRoute, RowCache, load_routing, route_of
 from storage.watch import RegistryWatcher
@@ -66,7 +66,6 @@ def _health(s: CollectorSettings, sub: MqttSubscriber, health: Health) -> None:
     watch(health, "database", PgPing(roles.dsn_for("nxem_ingest", s), "nxem-collector-health"), HEALTH_INTERVAL_S)
 
 
-
 class _RoutingLoader:
     """Loads the routing, reusing the route objects of unchanged meters across reloads."""
 
@@ -76,6 +75,15 @@ class _RoutingLoader:
     def __call__(self, conn: psycopg.Connection[Any]) -> Routing:
         r = load_routing(conn, self._cache)
         return r.gateways, r.meters
+
+
+def _check_limits(s: CollectorSettings) -> None:
+    """Fail at start, naming the setting, unless the largest dead letter of a payload at the cap
+    fits the producer and both topics take the producer's largest batch (nxem/kafka.py)."""
+    check_record_limits(s.collector_max_payload_bytes, {})  # before asking Kafka anything
+    topics = {s.topic_readings: "NXEM_TOPIC_READINGS", s.topic_deadletter: "NXEM_TOPIC_DEADLETTER"}
+    check_record_limits(s.collector_max_payload_bytes, topic_max_message_bytes(s.kafka_bootstrap, list(topics)),
+                        topic_settings=topics)
 
 
 def main(settings: CollectorSettings | None = None) -> None:
@@ -99,12 +107,14 @@ def main(settings: CollectorSettings | None = None) -> None:
         ),
         inbox,
     )
-    producer = make_producer(s.kafka_bootstrap, s.collector_id)
+    _check_limits(s)
     collector = Collector(
-        sub, inbox, producer, Topics(s.topic_readings, s.topic_deadletter), routing,
+        sub, inbox, lambda: make_producer(s.kafka_bootstrap, s.collector_id),
+        Topics(s.topic_readings, s.topic_deadletter), routing,
         Limits(
             max_future=timedelta(seconds=s.collector_max_future_s),
             max_age=timedelta(days=s.collector_max_age_days),
+            max_payload_bytes=s.collector_max_payload_bytes,
         ),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -118,7 +128,7 @@ def main(settings: CollectorSettings | None = None) -> None:
         collector.run()
     finally:
         sub.stop()
-        producer.close(timeout=10)
+        collector.close(timeout_s=10)
 
 
 if __name__ == "__main__":
