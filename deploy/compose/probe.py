@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Readiness / liveness probe of the nxem image, read from a process's Prometheus /metrics.
+"""Health probe of the nxem image, for the compose healthchecks (Kubernetes uses httpGet).
 
-    nxem-probe URL            live: the endpoint answers 200
+    nxem-probe URL            healthy: the endpoint answers 200
     nxem-probe URL GAUGE      ready: the endpoint answers and GAUGE (no labels) is >= 1
 
-e.g. ``nxem-probe http://127.0.0.1:9101/metrics nxem_collector_ready``. Exit 0 = healthy.
-Standard library only: it runs in the container for the compose healthcheck and the
-Kubernetes exec probes.
+e.g. ``nxem-probe http://127.0.0.1:9102/readyz`` (every process serves /healthz and /readyz
+beside /metrics, nxem/health.py). Exit 0 = healthy; otherwise the reason (for /readyz the
+JSON body naming the failing checks) goes to stderr, which ``docker inspect`` shows.
+Standard library only.
 """
 
 from __future__ import annotations
 
 import sys
+import urllib.error
 import urllib.request
 
 
@@ -23,6 +25,9 @@ def main(argv: list[str]) -> int:
     try:
         with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 (loopback URL from the manifest)
             text = resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        print(f"{url}: {err.code} {err.read().decode('utf-8', 'replace')[:2000]}", file=sys.stderr)
+        return 1
     except OSError as err:
         print(f"{url}: {err}", file=sys.stderr)
         return 1

@@ -9,7 +9,10 @@
   exists;
 * no file holds an inline password-like value (only files and secret references);
 * the copies that must not drift (alerts.yml vs the PrometheusRule, the two Mosquitto configs)
-  are equal.
+  are equal;
+* every long-running process (collector, worker, portal) is probed on its own health endpoints:
+  Kubernetes liveness ``/healthz`` and readiness ``/readyz`` on the port the process serves them
+  on, compose healthchecks ``/readyz`` on that port (``nxem/health.py``).
 
 The checkers are plain functions; the ``*_catches_*`` tests feed them a wrong value each, so a
 checker that silently accepts everything fails here.
@@ -37,7 +40,7 @@ SETTINGS_MODULES = (
     "nxem.settings", "nxem.services.settings", "collector.settings", "stream.settings",
     "portal.settings", "simulators.settings",
 )
-METRIC_MODULES = ("collector.metrics", "stream.metrics")
+METRIC_MODULES = ("collector.metrics", "stream.metrics", "portal.health")
 # Labels Prometheus adds to every scraped series, plus the histogram bucket label.
 TARGET_LABELS = frozenset({"instance", "job", "le", "pod", "namespace", "container"})
 
@@ -274,7 +277,7 @@ def test_dashboards_name_only_real_metrics_and_labels() -> None:
 def test_required_alerts_and_panels_are_there() -> None:
     alerts = {where.split(":", 1)[1] for where, _ in _rule_exprs()}
     assert {"NxemConsumerLagGrowing", "NxemCollectorProduceErrors", "NxemWorkerNotReady",
-            "NxemReadingToStoredP99High"} <= alerts
+            "NxemReadingToStoredP99High", "NxemLagGrowingNothingConsuming"} <= alerts
     assert any("DeadLetters" in a for a in alerts)
     exprs = " ".join(e for _, e in _dashboard_exprs())
     for needed in ("nxem_collector_readings_accepted_total", "nxem_worker_readings_written_total",
@@ -367,6 +370,82 @@ def test_mosquitto_config_is_the_production_one_in_compose_and_k8s() -> None:
     assert differ == {"password_file", "acl_file"}
 
 
+# ---------------------------------------------------------------- probes
+
+# the variable that sets where each process serves /metrics, /healthz and /readyz
+HEALTH_PORT_VAR = {"collector": "NXEM_COLLECTOR_METRICS_PORT", "worker": "NXEM_WORKER_METRICS_PORT",
+                   "portal": "NXEM_PORTAL_PORT"}
+
+
+def _env(entries: Any) -> dict[str, str]:
+    """compose (mapping) or Kubernetes (list of name/value) environment as a mapping."""
+    if isinstance(entries, dict):
+        return {str(k): str(v) for k, v in entries.items()}
+    return {e["name"]: str(e["value"]) for e in entries or [] if "value" in e}
+
+
+def k8s_probe_problems(container: dict[str, Any], process: str) -> list[str]:
+    """Liveness on /healthz and readiness on /readyz, over HTTP, on the named port whose
+    number is the one the process serves them on."""
+    port = _env(container.get("env")).get(HEALTH_PORT_VAR[process])
+    ports = {p.get("name"): str(p["containerPort"]) for p in container.get("ports") or []}
+    problems = []
+    for kind, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = (container.get(kind) or {}).get("httpGet")
+        if not get:
+            problems.append(f"{kind}: not an httpGet probe")
+            continue
+        if get.get("path") != path:
+            problems.append(f"{kind}: path {get.get('path')} instead of {path}")
+        target = ports.get(get.get("port"), str(get.get("port")))
+        if port is None or target != port:
+            problems.append(f"{kind}: port {get.get('port')} ({target}) is not {HEALTH_PORT_VAR[process]}={port}")
+    return problems
+
+
+def compose_healthcheck_problems(service: dict[str, Any], process: str) -> list[str]:
+    port = _env(service.get("environment")).get(HEALTH_PORT_VAR[process])
+    test = (service.get("healthcheck") or {}).get("test") or []
+    want = f"http://127.0.0.1:{port}/readyz"
+    return [] if want in test else [f"healthcheck {test} does not probe {want}"]
+
+
+def _k8s_containers() -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted((DEPLOY / "k8s").glob("4*.yaml")):
+        for doc in load_docs(path):
+            if doc["kind"] in ("Deployment", "StatefulSet"):
+                for c in doc["spec"]["template"]["spec"]["containers"]:
+                    out[c["name"]] = c
+    return out
+
+
+def test_every_process_is_probed_on_its_health_endpoints_in_kubernetes() -> None:
+    containers = _k8s_containers()
+    assert set(HEALTH_PORT_VAR) <= set(containers)
+    problems = {name: p for name in HEALTH_PORT_VAR if (p := k8s_probe_problems(containers[name], name))}
+    assert not problems, problems
+
+
+def test_every_process_is_probed_on_its_health_endpoints_in_compose() -> None:
+    services = load_docs(DEPLOY / "compose" / "compose.yaml")[0]["services"]
+    checked = 0
+    for svc in services.values():
+        command = svc.get("command") or []
+        if command and command[0] in HEALTH_PORT_VAR:
+            assert not compose_healthcheck_problems(svc, command[0]), compose_healthcheck_problems(svc, command[0])
+            checked += 1
+    assert checked >= 4  # two collectors, the workers, the portal
+
+
+def test_portal_metrics_are_scraped() -> None:
+    jobs = {j["job_name"] for j in load_docs(DEPLOY / "prometheus" / "prometheus.yml")[0]["scrape_configs"]}
+    assert {"nxem-collector", "nxem-worker", "nxem-portal"} <= jobs
+    monitors = {d["metadata"]["name"] for d in load_docs(DEPLOY / "k8s" / "50-monitoring.yaml")
+                if d["kind"] == "PodMonitor"}
+    assert {"nxem-collector", "nxem-worker", "nxem-portal"} <= monitors
+
+
 # ---------------------------------------------------------------- tests: the checkers can fail
 
 def test_env_checker_catches_a_misspelt_variable() -> None:
@@ -407,3 +486,23 @@ def test_text_secret_checker() -> None:
     assert inline_secrets_in_text("# password hunter2\n") == []
     assert inline_secrets_in_text("PGPASSWORD=hunter2 psql\n") == ["PGPASSWORD hunter2"]
     assert inline_secrets_in_text("  password: hunter2\n") == ["password hunter2"]
+
+
+def test_probe_checkers_catch_a_wrong_path_port_or_kind() -> None:
+    good = {"env": [{"name": "NXEM_WORKER_METRICS_PORT", "value": "9102"}],
+            "ports": [{"name": "metrics", "containerPort": 9102}],
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}}}
+    assert k8s_probe_problems(good, "worker") == []
+    swapped = {**good, "livenessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}}}
+    assert k8s_probe_problems(swapped, "worker") == ["livenessProbe: path /readyz instead of /healthz"]
+    other_port = {**good, "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}
+    assert k8s_probe_problems(other_port, "worker") == [
+        "readinessProbe: port 8080 (8080) is not NXEM_WORKER_METRICS_PORT=9102"]
+    gauge = {**good, "readinessProbe": {"exec": {"command": ["nxem-probe", "http://127.0.0.1:9102/metrics"]}}}
+    assert k8s_probe_problems(gauge, "worker") == ["readinessProbe: not an httpGet probe"]
+    svc = {"environment": {"NXEM_WORKER_METRICS_PORT": "9102"},
+           "healthcheck": {"test": ["CMD", "nxem-probe", "http://127.0.0.1:9102/metrics", "nxem_worker_ready"]}}
+    assert compose_healthcheck_problems(svc, "worker") != []
+    svc["healthcheck"] = {"test": ["CMD", "nxem-probe", "http://127.0.0.1:9102/readyz"]}
+    assert compose_healthcheck_problems(svc, "worker") == []
