@@ -26,14 +26,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
-
 from collector import metrics as m
 from collector.mqtt import Inbound, MqttSubscriber
 from collector.normalise import GatewayRouteLike, Limits, MeterRouteLike, clean_text, normalise, truncated
 from nxem import contract
-from nxem.kafka import RECORD_MAX_BYTES, dead_letter_max_bytes, is_too_large
+from nxem.kafka import RECORD_MAX_BYTES, Producer, dead_letter_max_bytes, is_too_large
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +72,7 @@ class Collector:
         self,
         subscriber: MqttSubscriber,
         inbox: "queue.Queue[Inbound]",
-        producer: Callable[[], KafkaProducer],
+        producer: Callable[[], Producer],
         topics: Topics,
         routing: Callable[[], Routing],
         limits: Limits = Limits(),
