@@ -3,9 +3,10 @@ translates kafka-python's errors into ours (``KafkaUnavailable``). Holds no busi
 
 The only module of the pipeline's processes that imports kafka-python (the local service runner
 ``nxem/services/kafka.py`` and the test harness use it for themselves): the collector gets its
-producer here, the worker speaks to its consumer through ``GroupConsumer`` (subscription, rebalance callbacks as plain sets, rebuild) and the
-loop's calls here (``commit_offsets``, ``rewind_to_committed``, ``partition_lags``);
-``ClusterWatch`` asks the broker, from any thread, what ``nxem.watchdog`` judges."""
+producer here, the worker speaks to its consumer through ``GroupConsumer`` (subscription,
+rebalance callbacks as plain sets, rebuild) and the loop's calls here (``commit_offsets``,
+``rewind_to_committed``, ``partition_lags``); ``ClusterWatch`` asks the broker, from any
+thread, what ``nxem.watchdog`` judges."""
 
 from __future__ import annotations
 
