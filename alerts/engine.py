@@ -26,7 +26,7 @@ from alerts.rules.pue import PueRule
 from alerts.rules.quality import QualityRule
 from alerts.rules.quota import QuotaRule
 from analytics.coefficients import ConversionError
-from analytics.periods import local_start, next_local_year
+from analytics.periods import local_start
 from analytics.site_energy import (
     BUCKET_S,
     MeterSpec,
@@ -39,7 +39,6 @@ from nxem.contract import AlertEvent, alert_key
 
 SiteKind = Literal["data_centre", "plant"]
 CONFIG_RULE = "meter_config_invalid"
-_ENERGY_ROLES = ("consumed", "exported", "total_facility")
 _BUCKET = timedelta(seconds=BUCKET_S)
 
 
@@ -99,46 +98,21 @@ def _pue(rules: SiteRules, rule: PueRule, run: Run, energy: SiteEnergyState,
     run.set(key, pue_rule.evaluate(rule, run.get(key), inp, now))
 
 
-def _trend(energy: SiteEnergyState, sub: Mapping[int, MeterSpec], window: timedelta,
-           data_from: datetime, end: datetime) -> tuple[float, float, float]:
-    """(tce, days, coverage) over the recent ``window`` clipped to the data held."""
-    start = max(end - window, data_from)
-    if start >= end:
-        return 0.0, 0.0, 0.0
-    w = window_energy(energy, sub, start, end)
-    return w.net_kgce / 1000.0, (end - start).total_seconds() / 86400, w.coverage(sub)
-
-
 def _annual(rules: SiteRules, rule: AnnualTceRule, run: Run, energy: SiteEnergyState,
-            specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
-    sub = _by_role(specs, *_ENERGY_ROLES)
-    first = energy.earliest()
-    if not sub or first is None:
-        return
-    start = end - rule.period
-    data_from = max(start, first)
-    w = window_energy(energy, sub, data_from, end)
-    tce, days, cov = _trend(energy, sub, rule.trend_window, data_from, end)
-    inp = annual.AnnualInput(rules.site_id, rules.enterprise_id, start, end, data_from, w.net_kgce / 1000.0,
-                             tce, cov, days)
-    key = alert_key("site", rules.site_id, annual.RULE)
-    run.set(key, annual.evaluate(rule, run.get(key), inp, now))
+            specs: Mapping[int, MeterSpec], day_end: datetime, now: datetime) -> None:
+    # the rule owns its inputs (calendar years, rolling 12 months, trend): alerts.rules.annual
+    inp = annual.gather(rule, rules.site_id, rules.enterprise_id, energy, specs, day_end)
+    if inp is not None:
+        key = alert_key("site", rules.site_id, annual.RULE)
+        run.set(key, annual.evaluate(rule, run.get(key), inp, now))
 
 
 def _budget(rules: SiteRules, rule: BudgetRule, run: Run, energy: SiteEnergyState,
-            specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
-    sub = _by_role(specs, *_ENERGY_ROLES)
-    first = energy.earliest()
-    if not sub or first is None:
-        return
-    last = end - timedelta(microseconds=1)
-    year_start = local_start(last, "year")
-    w = window_energy(energy, sub, year_start, end)
-    tce, days, cov = _trend(energy, sub, rule.trend_window, max(first, year_start), end)
-    inp = budget.BudgetInput(rules.site_id, rules.enterprise_id, year_start, end, next_local_year(last),
-                             w.net_kgce / 1000.0, tce, days, cov)
-    key = alert_key("site", rules.site_id, budget.RULE)
-    run.set(key, budget.evaluate(rule, run.get(key), inp, now))
+            specs: Mapping[int, MeterSpec], day_end: datetime, now: datetime) -> None:
+    inp = budget.gather(rule, rules.site_id, rules.enterprise_id, energy, specs, day_end)
+    if inp is not None:
+        key = alert_key("site", rules.site_id, budget.RULE)
+        run.set(key, budget.evaluate(rule, run.get(key), inp, now))
 
 
 def _quotas(rules: SiteRules, run: Run, energy: SiteEnergyState, specs: Mapping[int, MeterSpec],
@@ -219,9 +193,9 @@ def evaluate_site(
             _quality_bucket(rules, rules.quality, run, energy, specs, now)
         if new_day:
             if rules.annual_tce is not None:
-                _annual(rules, rules.annual_tce, run, energy, specs, end, now)
+                _annual(rules, rules.annual_tce, run, energy, specs, day_end, now)
             if rules.budget is not None:
-                _budget(rules, rules.budget, run, energy, specs, end, now)
+                _budget(rules, rules.budget, run, energy, specs, day_end, now)
             if rules.quotas:
                 _quotas(rules, run, energy, specs, day_end, now)
             if rules.quality is not None:

@@ -129,6 +129,15 @@ class _ObservedStore:
         self._seen(None)
         return rows
 
+    def day_rollups(self, site_id: int, meter_ids: Iterable[int], since: datetime, until: datetime) -> list[Any]:
+        try:
+            rows = self._store.day_rollups(site_id, meter_ids, since, until)
+        except BackendUnavailable as err:
+            self._seen(err)
+            raise
+        self._seen(None)
+        return rows
+
     def active_alerts(self, site_id: int) -> list[Any]:
         try:
             found = self._store.active_alerts(site_id)
@@ -283,7 +292,8 @@ def main(settings: WorkerSettings | None = None) -> None:
     owned = key_owner(group, s.topic_readings)
     engine = SiteEngine(registry, store.history, store.active_alerts, timedelta(days=s.worker_state_horizon_days),
                         owns=lambda site_id: owned(str(site_id).encode()),  # the collector's key
-                        fine_horizon=timedelta(days=s.worker_fine_horizon_days))
+                        fine_horizon=timedelta(days=s.worker_fine_horizon_days),
+                        day_history=store.day_rollups)  # day totals beyond the fine horizon
     latest: list[GroupView | None] = [None]
     watch(health, "kafka", _watch_cluster(cluster, latest), s.worker_watchdog_interval_s)
     dog = Watchdog(WatchdogConfig(no_assignment_s=s.worker_no_assignment_s, stall_s=s.worker_stall_s,

@@ -21,7 +21,8 @@ import psycopg
 
 from nxem.contract import AlertEvent, DeadLetter
 from nxem.errors import BackendUnavailable, DataRefused
-from storage import ingest, queries, rollups
+from analytics.day_totals import DayRollup
+from storage import ingest, queries, rollups, rule_history
 from stream import metrics as m
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,19 @@ class PgStore:
                 return queries.readings_since(conn, ids, since)
         except psycopg.OperationalError as err:
             raise self._fail("history", err) from err
+
+    def day_rollups(self, site_id: int, meter_ids: Iterable[int], since: datetime,
+                    until: datetime) -> list[DayRollup]:
+        """Daily rollup rows of the site's meters for the local days in [since, until)."""
+        ids = list(meter_ids)
+        if not ids:
+            return []
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                return rule_history.day_rollups(conn, ids, since, until)
+        except psycopg.OperationalError as err:
+            raise self._fail("daily rollups", err) from err
 
     def active_alerts(self, site_id: int) -> list[AlertEvent]:
         conn = self._connection()

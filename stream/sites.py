@@ -3,18 +3,22 @@
 For each site on this worker's partitions: the streaming energy state
 (``analytics.site_energy``) and the rule state (``alerts.engine``). A site seen for the first
 time (start-up, a partition moved here, or after a backend error) is rebuilt from the
-database: its recent readings are replayed through the same pure functions and its active
-alerts restored, so a restart neither forgets an open alert nor opens it twice.
+database: its recent readings (the fine horizon) are replayed through the same pure functions,
+the days before them up to the horizon (the annual rules' two calendar years) come from the
+daily rollups as day totals (``analytics.day_totals``), and its active alerts are restored,
+so a restart neither forgets an open alert nor opens it twice.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts import engine
+from analytics import day_totals
 from analytics import site_energy as se
 from nxem.contract import AlertEvent, ReadingBatch
 from stream import metrics as m
@@ -33,6 +37,8 @@ class Registry:
 
 History = Callable[[int, Iterable[int], datetime], list[tuple[int, datetime, float]]]
 ActiveAlerts = Callable[[int], list[AlertEvent]]
+#: (site, meters, since, until) -> daily rollup rows of the local days in [since, until)
+DayHistory = Callable[[int, Iterable[int], datetime, datetime], list[day_totals.DayRollup]]
 
 
 class SiteEngine:
@@ -46,10 +52,12 @@ class SiteEngine:
         horizon: timedelta,
         owns: Callable[[int], bool] = lambda _site_id: False,
         fine_horizon: timedelta | None = None,
+        day_history: DayHistory | None = None,
     ) -> None:
         self._registry, self._history, self._active = registry, history, active_alerts
         self._horizon = horizon
         self._fine = fine_horizon  # 15-minute detail kept this long; older days keep totals only
+        self._days = day_history  # None: rebuild from raw readings over the whole horizon
         self._owns = owns  # site id -> True when its readings come to this worker's partitions
         self._energy: dict[int, se.SiteEnergyState] = {}
         self._rules: dict[int, engine.SiteRulesState] = {}
@@ -73,13 +81,22 @@ class SiteEngine:
             return
         specs = reg.meters_by_site.get(site_id, {})
         state = se.initial_state(retention=self._horizon, fine_retention=self._fine)
-        rows = self._history(site_id, specs.keys(), first_ts - self._horizon)
+        since, n_days = first_ts - self._horizon, 0
+        if self._days is not None:
+            # the days before the fine horizon as day totals from the daily rollups (one row per
+            # meter and day), the rest from the raw readings
+            split = se.local_day_start(first_ts, math.ceil(state.fine_retention / timedelta(days=1)))
+            start = se.local_day_start(since)
+            if start < split:
+                days = self._days(site_id, specs.keys(), start, split)
+                state, since, n_days = day_totals.seed_from_rollups(state, specs, days), split, len(days)
+        rows = self._history(site_id, specs.keys(), since)
         if rows:
             state, _ = se.apply_readings(state, specs, rows)
         self._energy[site_id] = state
         self._rules[site_id] = engine.restore_state(self._active(site_id))
         m.SITES.set(len(self._energy))
-        log.info("site state rebuilt site_id=%s readings=%s", site_id, len(rows))
+        log.info("site state rebuilt site_id=%s readings=%s day_rollups=%s", site_id, len(rows), n_days)
 
     def apply(self, batches: list[ReadingBatch]) -> list[AlertEvent]:
         reg = self._registry()

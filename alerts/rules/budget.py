@@ -1,13 +1,22 @@
-"""Annual energy budget (用能预算): local year-to-date plus projection above the budget."""
+"""Annual energy budget (用能预算): local year-to-date plus projection above the budget.
+
+Runs once per local day on the day just completed: the year to date is the local calendar
+year from 1 January 00:00 Asia/Shanghai to that midnight, the whole of it (the rule state
+holds ≥ 366 days of day totals), and the recent rate is the ``trend_window`` before it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from alerts import lifecycle
 from alerts.lifecycle import Alert
+from alerts.rules.annual import energy_meters, trend
+from analytics.periods import local_start, next_local_year
+from analytics.site_energy import MeterSpec, SiteEnergyState, window_energy
 from nxem.contract import AlertEvent, Severity
 
 RULE = "energy_budget_exceeded"
@@ -33,6 +42,22 @@ class BudgetInput:
     trend_tce: float
     trend_days: float
     trend_coverage: float
+
+
+def gather(rule: BudgetRule, site_id: int, enterprise_id: str, energy: SiteEnergyState,
+           specs: Mapping[int, MeterSpec], end: datetime) -> BudgetInput | None:
+    """The rule's inputs at the local midnight ``end`` (closing the day just completed), or
+    ``None`` without energy meters or data. Raises ``ConversionError`` for a bad spec."""
+    sub = energy_meters(specs)
+    first = energy.earliest()
+    if not sub or first is None:
+        return None
+    last = end - timedelta(microseconds=1)
+    year_start = local_start(last, "year")
+    w = window_energy(energy, sub, year_start, end)
+    tce, days, cov = trend(energy, sub, rule.trend_window, max(first, year_start), end)
+    return BudgetInput(site_id, enterprise_id, year_start, end, next_local_year(last), w.net_kgce / 1000.0,
+                       tce, days, cov)
 
 
 def evaluate(rule: BudgetRule, state: Alert | None, inp: BudgetInput, now: datetime) -> tuple[Alert | None, list[AlertEvent]]:

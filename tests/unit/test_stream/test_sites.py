@@ -185,3 +185,60 @@ def test_the_fine_horizon_bounds_15_minute_detail_and_rules_still_fire() -> None
     assert [e.kind for e in _pue_events(events)][:1] == ["opened"]  # the 1-hour window is all fine detail
     state = engine._energy[7]
     assert state.fine_retention == timedelta(days=1) and state.retention == timedelta(days=35)
+
+
+def _day_rollups(rows: list[tuple[int, datetime, float]], since: datetime, until: datetime) -> list[Any]:
+    """The daily rollup of stored rows as the database defines it: per meter and local day
+    [00:00, 24:00) Asia/Shanghai, count, sum, min, max, first and last reading."""
+    from analytics.day_totals import DayRollup
+
+    origin = datetime(1999, 12, 31, 16, 0, tzinfo=UTC)  # a local midnight
+    groups: dict[tuple[int, datetime], list[tuple[datetime, float]]] = {}
+    for mid, ts, v in sorted(rows, key=lambda r: (r[0], r[1])):
+        day = origin + ((ts - origin) // timedelta(days=1)) * timedelta(days=1)
+        if since <= day < until:
+            groups.setdefault((mid, day), []).append((ts, v))
+    return [DayRollup(mid, day, len(rs), sum(v for _, v in rs), min(v for _, v in rs), max(v for _, v in rs),
+                      rs[0][0], rs[0][1], rs[-1][0], rs[-1][1]) for (mid, day), rs in sorted(groups.items())]
+
+
+def test_a_restarted_worker_rebuilds_the_whole_year_from_daily_rollups() -> None:
+    # 8 MW IT at PUE 1.25, daily register readings at local midnights through 2025: facility
+    # 240 000 kWh a day = 29.496 tce a day (0.1229 kgce/kWh). The database holds the readings to
+    # 1 October 00:00 (closing 30 September); a new worker (shipped horizons: 740 days of day
+    # totals, 10 of detail) rebuilds the site when the 2 October 00:00 reading arrives and must
+    # still see the whole calendar year on 31 December: 365 × 29.496 = 10 766.04 tce
+    from stream.settings import WorkerSettings
+
+    y2025 = datetime(2024, 12, 31, 16, 0, tzinfo=UTC)  # 2025-01-01 00:00 Asia/Shanghai
+    reg = build_registry({7: SiteRow(7, ENT, "data_centre")},
+                         {1: MeterRow(1, 7, "it_load", rollover=1e12), 2: MeterRow(2, 7, "total_facility", rollover=1e12)})
+
+    def day(k: int) -> ReadingBatch:
+        ts = y2025 + timedelta(days=k)
+        it = 8000.0 * 24 * k
+        return ReadingBatch(enterprise_id=ENT, site_id=7, gateway_id="gw", seq=k, sent_at=ts, received_at=ts,
+                            readings=[Reading(1, ts, it), Reading(2, ts, it * 1.25)])
+
+    stored = [(r.meter_id, r.ts, r.value) for k in range(0, 274) for r in day(k).readings]  # to 1 Oct 00:00
+    asked: dict[str, tuple[datetime, ...]] = {}
+
+    def hist(_site: int, _ids: Iterable[int], since: datetime) -> list[tuple[int, datetime, float]]:
+        asked["raw"] = (since,)
+        return [r for r in stored if r[1] >= since]
+
+    def days(_site: int, _ids: Iterable[int], since: datetime, until: datetime) -> list[Any]:
+        asked["days"] = (since, until)
+        return _day_rollups(stored, since, until)
+
+    s = WorkerSettings()
+    worker = SiteEngine(lambda: reg, hist, lambda _s: [], timedelta(days=s.worker_state_horizon_days),
+                        fine_horizon=timedelta(days=s.worker_fine_horizon_days), day_history=days)
+    events = [e for k in range(274, 366) for e in worker.apply([day(k)]) if e.rule == "dc_annual_tce"]
+    # rebuilt at the 2 October 00:00 reading: raw readings from 10 local days before its day
+    # (22 September), day totals for the days before, back to the horizon
+    split = y2025 + timedelta(days=274 - 10)
+    assert asked["raw"] == (split,) and asked["days"] == (y2025 + timedelta(days=274) - timedelta(days=740), split)
+    last = events[-1]
+    assert last.details["as_of_local_date"] == "2025-12-31"
+    assert (last.severity, last.value, last.details["designation_year"]) == ("major", 10_766.04, 2025)
