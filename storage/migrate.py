@@ -165,4 +165,7 @@ def migrate(
             set_role_passwords(conn, secrets_dir or default_secrets_dir())
             if chosen == "timescale":
                 timescale.apply_policies(conn, policies or timescale.Policies())
+        for line in roles.owner_hba_warnings(conn):
+            log.warning("%s could admit the schema owner %s without a password; put these first in "
+                        "pg_hba.conf (deploy/README.md): %s", line, roles.OWNER, " | ".join(roles.OWNER_HBA_LINES))
     return applied

@@ -135,3 +135,43 @@ def ensure_owner_login(conn: psycopg.Connection[Any]) -> None:
     if row is None or (row[0] and row[1] and not row[2]):
         return
     conn.execute(sql.SQL("ALTER ROLE {} " + OWNER_LOGIN).format(sql.Identifier(OWNER)))
+
+
+#: pg_hba methods under which a role without a password can never authenticate.
+_PASSWORD_METHODS: Final = frozenset({"scram-sha-256", "md5", "password", "reject"})
+#: The lines that refuse every client connection as the owner, before any other line.
+OWNER_HBA_LINES: Final = (f"local   all   {OWNER}   reject", f"host    all   {OWNER}   all   reject")
+
+
+def owner_hba_exposure(rules: list[tuple[int, str, list[str], list[str], str | None, str]]) -> list[str]:
+    """The pg_hba lines that could let a client in as the owner without its (absent) password.
+
+    ``rules`` are ``pg_hba_file_rules`` rows (line_number, type, database, user_name, address,
+    auth_method) in file order. pg_hba takes the first line matching a connection: an earlier
+    ``reject`` for the owner, every database and every address of that kind of connection
+    shadows later lines; a password method cannot admit a role that has no password; any other
+    method (trust, peer, ident, cert, ldap, pam, ...) could, and is reported."""
+    shadowed: set[str] = set()  # "local" / "host": a reject for the owner came first
+    exposed: list[str] = []
+    for line, kind, databases, users, address, method in rules:
+        family = "local" if kind == "local" else "host"
+        if family in shadowed or not ({"all", OWNER} & set(users)):
+            continue
+        whole_family = kind == "local" or (kind == "host" and address == "all")  # hostssl: not all TCP
+        if method == "reject" and "all" in databases and OWNER in users and whole_family:
+            shadowed.add(family)
+            continue
+        if method not in _PASSWORD_METHODS:
+            exposed.append(f"pg_hba.conf line {line}: {kind} {','.join(databases)} {','.join(users)} "
+                           f"{address or ''} {method}".replace("  ", " "))
+    return exposed
+
+
+def owner_hba_warnings(conn: psycopg.Connection[Any]) -> list[str]:
+    """``owner_hba_exposure`` of the server's pg_hba.conf (superuser; [] when unreadable)."""
+    try:
+        rows = conn.execute("SELECT line_number, type, database, user_name, address, auth_method"
+                            " FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number").fetchall()
+    except psycopg.Error:
+        return []
+    return owner_hba_exposure([(int(n), str(t), list(d), list(u), a, str(m)) for n, t, d, u, a, m in rows])

@@ -36,7 +36,7 @@ from psycopg.conninfo import make_conninfo
 from nxem.errors import ServiceError
 from nxem.services import procs
 from nxem.services.settings import ServiceSettings
-from storage.roles import OWNER
+from storage.roles import OWNER, OWNER_HBA_LINES
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +248,7 @@ def hba_block() -> str:
         f"# {OWNER} owns the schema; it has LOGIN only because TimescaleDB runs its jobs as the",
         "# hypertables' owner and requires it. Background workers do not pass through pg_hba;",
         "# every client connection as the owner is refused here (and it has no password).",
-        f"local   all   {OWNER}   reject",
-        f"host    all   {OWNER}   all   reject",
+        *OWNER_HBA_LINES,
         _HBA_END,
     ]) + "\n"
 
