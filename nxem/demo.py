@@ -61,6 +61,7 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
     log_dir = settings.resolved_data_dir() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("NXEM_PORTAL_COOKIE_SECURE", "false")  # plain http on loopback: a Secure cookie would not stick
     procs = {
         "collector": _spawn("collector", "collector", log_dir, env),
         "worker": _spawn("worker", "stream", log_dir, env),

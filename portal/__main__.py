@@ -14,6 +14,7 @@ import sys
 import uvicorn
 
 from portal.app import create_app
+from portal.roles import ROLES
 from portal.settings import PortalSettings
 
 log = logging.getLogger("portal")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     cu = sub.add_parser("create-user", help="add a portal user")
     cu.add_argument("username")
-    cu.add_argument("role", choices=["inspector", "enterprise", "operator"])
+    cu.add_argument("role", choices=list(ROLES))
     cu.add_argument("enterprise_id", nargs="?")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = PortalSettings()  # fails here, naming the variable, on a bad value
     app = create_app(settings)
     log.info("portal listening url=http://%s:%s/", settings.portal_host, settings.portal_port)
+    # Forwarded headers are believed only from NXEM_PORTAL_TRUSTED_PROXIES, by the app itself
+    # (portal.app): uvicorn's own handling would trust 127.0.0.1 by default.
     uvicorn.run(app, host=settings.portal_host, port=settings.portal_port, log_level="info",
                 proxy_headers=False, server_header=False)
     return 0

@@ -9,36 +9,51 @@ enterprises' rows -- an id that belongs to someone else is simply 404.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
-from portal import auth, emissions, queries, security, views
+from portal import auth, emissions, queries, roles, security, views
 from portal.auth import Principal
 from portal.db import Database
 from portal.emissions import EmissionFactors
 from portal.queries import AlertFilter
 from portal.schemas import (
-    AckRequest, AlertDetailOut, AlertOut, EnergyOut, EnterpriseOut, ErrorOut, MeOut, MeterOut, OverviewOut,
-    Period, PueOut, ReadingsOut, SiteOut, TokenOut, TokenRequest, TransitionOut, UnitProductOut, UserCreate,
-    UserOut,
+    MAX_RANGE_DAYS, AckRequest, AlertDetailOut, AlertId, AlertOut, City, End, EnergyOut,
+    EnterpriseFilter, EnterpriseOut, ErrorOut, Industry, NO_NUL, MeOut, MeterFilter, MeterId, MeterOut, OverviewOut,
+    Period, Product, PueOut, ReadingsOut, Rule, SeverityFilter, SiteFilter, SiteId, SiteOut, Start,
+    StatusFilter, TokenOut, TokenRequest, TransitionOut, UnitProductOut, UserCreate, UserOut,
 )
 from portal.users import UserError, create_user, list_users
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut},
-    404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
-router = APIRouter(prefix="/api/v1", responses=_ERRORS)
 
-ANY_ROLE = auth.require("inspector", "operator", "enterprise")
-REGION = auth.require("inspector", "operator")
-INSPECTOR = auth.require("inspector")
-OPERATOR = auth.require("operator")
+_FINE_LIMITS: Final = ", ".join(f"{k} at most {v} days" for k, v in queries.MAX_DAYS.items())
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+#: The error responses of every API route (``{"error": {"code", "message"}}``, JSON).
+ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    400: _error(f"a request the parameters' schema cannot express as wrong: start after end, a range over"
+                f" {MAX_RANGE_DAYS} days, an export without the parameter its table needs, a user that cannot"
+                f" be created as asked"),
+    401: _error("no valid session cookie or bearer token"),
+    403: _error("the caller's role may not do this (portal.roles), another enterprise named by an enterprise"
+                " user, a cross-site request, or a cookie request without its CSRF token"),
+    404: _error("no such object, or one the caller may not see (the same answer)"),
+    422: _error(f"a parameter or body outside its declared schema, or a fine energy period over its longest"
+                f" range ({_FINE_LIMITS})"),
+}
+#: Routes that take a body also answer 413 (``NXEM_PORTAL_MAX_BODY_BYTES``).
+TOO_LARGE: Final[dict[int | str, dict[str, Any]]] = {413: _error("request body over NXEM_PORTAL_MAX_BODY_BYTES")}
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+#: Every route takes its principal from here: signed in, and allowed by ``portal.roles.ROUTES``.
+ALLOWED = auth.API_ACCESS
 
 Db = Annotated[Database, Depends(auth.get_db)]
-Start = Annotated[date | None, Query(description="first local (Asia/Shanghai) day, default: a week ago")]
-End = Annotated[date | None, Query(description="last local day, inclusive; default: today")]
 
 
 def own_enterprise(p: Principal, enterprise_id: str | None) -> str | None:
@@ -62,23 +77,25 @@ def alert_filter(p: Principal, city: str | None = None, industry: str | None = N
 # ----------------------------------------------------------------- auth
 
 @router.post("/auth/token", response_model=TokenOut, tags=["auth"],
-             responses={429: {"model": ErrorOut, "description": "too many failed logins"}})
+             responses={**TOO_LARGE, 401: _error("unknown user or wrong password"),
+                        429: _error("too many failed logins (per user at an address, per address, per user);"
+                                    " Retry-After says when to try again")})
 def token(body: TokenRequest, request: Request, db: Db) -> TokenOut:
-    """Exchange username and password for a bearer token (rate limited per user and IP)."""
+    """Exchange username and password for a bearer token (rate limited per user and address)."""
     p = auth.login(db, body.username, body.password, auth.client_ip(request), "bearer", request.app.state.policy)
     return TokenOut(access_token=p.token, expires_at=p.expires_at, role=p.user.role,
                     enterprise_id=p.user.enterprise_id)
 
 
 @router.post("/auth/logout", status_code=204, tags=["auth"])
-def api_logout(db: Db, p: Principal = ANY_ROLE) -> Response:
+def api_logout(db: Db, p: Principal = ALLOWED) -> Response:
     """End this session or token."""
     auth.logout(db, p.token)
     return Response(status_code=204)
 
 
 @router.get("/me", response_model=MeOut, tags=["auth"])
-def me(request: Request, p: Principal = ANY_ROLE) -> MeOut:
+def me(request: Request, p: Principal = ALLOWED) -> MeOut:
     csrf = security.csrf_token(request.app.state.secret, p.token) if p.via == "cookie" else None
     return MeOut(username=p.user.username, role=p.user.role, enterprise_id=p.user.enterprise_id, csrf_token=csrf)
 
@@ -86,16 +103,16 @@ def me(request: Request, p: Principal = ANY_ROLE) -> MeOut:
 # ----------------------------------------------------------------- registry
 
 @router.get("/enterprises", response_model=list[EnterpriseOut], tags=["registry"])
-def enterprises(db: Db, p: Principal = ANY_ROLE) -> list[dict[str, Any]]:
+def enterprises(db: Db, p: Principal = ALLOWED) -> list[dict[str, Any]]:
     with db.tenant(p.user) as conn:
         return queries.list_enterprises(conn)
 
 
 @router.get("/sites", response_model=list[SiteOut], tags=["registry"])
-def sites(db: Db, p: Principal = ANY_ROLE, enterprise_id: str | None = None, city: str | None = None,
-          industry: str | None = None) -> list[dict[str, Any]]:
+def sites(db: Db, p: Principal = ALLOWED, enterprise_id: EnterpriseFilter = None, city: City = None,
+          industry: Industry = None) -> list[dict[str, Any]]:
     with db.tenant(p.user) as conn:
-        return queries.list_sites(conn, own_enterprise(p, enterprise_id), city, industry)
+        return queries.list_sites(conn, own_enterprise(p, enterprise_id or None), city or None, industry or None)
 
 
 def _site(conn: Any, site_id: int) -> dict[str, Any]:
@@ -106,13 +123,13 @@ def _site(conn: Any, site_id: int) -> dict[str, Any]:
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, tags=["registry"])
-def site(site_id: int, db: Db, p: Principal = ANY_ROLE) -> dict[str, Any]:
+def site(site_id: SiteId, db: Db, p: Principal = ALLOWED) -> dict[str, Any]:
     with db.tenant(p.user) as conn:
         return _site(conn, site_id)
 
 
 @router.get("/meters", response_model=list[MeterOut], tags=["registry"])
-def meters(db: Db, p: Principal = ANY_ROLE, site_id: int | None = None) -> list[dict[str, Any]]:
+def meters(db: Db, p: Principal = ALLOWED, site_id: SiteFilter = None) -> list[dict[str, Any]]:
     with db.tenant(p.user) as conn:
         if site_id is not None:
             _site(conn, site_id)
@@ -134,7 +151,7 @@ def readings_data(db: Database, p: Principal, meter_id: int, start: date | None,
 
 
 @router.get("/meters/{meter_id}/readings", response_model=ReadingsOut, tags=["series"])
-def readings(meter_id: int, db: Db, start: Start = None, end: End = None, p: Principal = ANY_ROLE,
+def readings(meter_id: MeterId, db: Db, start: Start = None, end: End = None, p: Principal = ALLOWED,
              points: Annotated[int, Query(ge=10, le=5000, description="at most this many buckets")] = 500,
              ) -> ReadingsOut:
     """Readings of one meter, downsampled to at most ``points`` time buckets (avg/min/max)."""
@@ -173,9 +190,12 @@ def _local(v: date) -> date:
     return v.astimezone(views.LOCAL) if isinstance(v, datetime) else v
 
 
+PeriodParam = Annotated[Period, Query(description=f"the grain of the series ({_FINE_LIMITS}: 422 beyond)")]
+
+
 @router.get("/sites/{site_id}/energy", response_model=EnergyOut, tags=["series"])
-def energy(site_id: int, request: Request, db: Db, start: Start = None, end: End = None, period: Period = "day",
-           p: Principal = ANY_ROLE) -> EnergyOut:
+def energy(site_id: SiteId, request: Request, db: Db, start: Start = None, end: End = None,
+           period: PeriodParam = "day", p: Principal = ALLOWED) -> EnergyOut:
     """Comprehensive energy consumption in tce per quarter-hour (``15min``, at most 31 days),
     hour (``hour``, at most 366 days), local day, month or year, or (``rolling12``) over the
     365 local days ending at each day of the range (the data-centre 10 000 tce rule's window);
@@ -190,7 +210,7 @@ def energy(site_id: int, request: Request, db: Db, start: Start = None, end: End
 
 
 @router.get("/sites/{site_id}/pue", response_model=PueOut, tags=["series"])
-def pue(site_id: int, db: Db, start: Start = None, end: End = None, p: Principal = ANY_ROLE) -> PueOut:
+def pue(site_id: SiteId, db: Db, start: Start = None, end: End = None, p: Principal = ALLOWED) -> PueOut:
     """Daily PUE of a data centre (indicative; GB 40879-2021 grades use full-year totals)."""
     d0, d1 = views.date_range(start, end)
     with db.tenant(p.user) as conn:
@@ -200,8 +220,8 @@ def pue(site_id: int, db: Db, start: Start = None, end: End = None, p: Principal
 
 
 @router.get("/sites/{site_id}/unit-product", response_model=UnitProductOut, tags=["series"])
-def unit_product(site_id: int, product: str, db: Db, start: Start = None, end: End = None,
-                 p: Principal = ANY_ROLE) -> UnitProductOut:
+def unit_product(site_id: SiteId, product: Product, db: Db, start: Start = None, end: End = None,
+                 p: Principal = ALLOWED) -> UnitProductOut:
     """Daily unit-product energy consumption (kgce/t) against the quota levels."""
     d0, d1 = views.date_range(start, end)
     with db.tenant(p.user) as conn:
@@ -214,11 +234,9 @@ def unit_product(site_id: int, product: str, db: Db, start: Start = None, end: E
 # ----------------------------------------------------------------- alerts
 
 @router.get("/alerts", response_model=list[AlertOut], tags=["alerts"])
-def alerts(db: Db, p: Principal = ANY_ROLE, city: str | None = None, industry: str | None = None,
-           rule: str | None = None, severity: str | None = None,
-           status: Annotated[str | None, Query(pattern="^(active|cleared|unacknowledged|acknowledged)?$")] = None,
-           enterprise_id: str | None = None, site_id: int | None = None,
-           limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
+def alerts(db: Db, p: Principal = ALLOWED, city: City = None, industry: Industry = None, rule: Rule = None,
+           severity: SeverityFilter = None, status: StatusFilter = None, enterprise_id: EnterpriseFilter = None,
+           site_id: SiteFilter = None, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
     """Alerts, newest update first, filtered by city, industry, rule, severity and status."""
     f = alert_filter(p, city, industry, rule, severity, status, enterprise_id, site_id)
     with db.tenant(p.user) as conn:
@@ -226,7 +244,7 @@ def alerts(db: Db, p: Principal = ANY_ROLE, city: str | None = None, industry: s
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetailOut, tags=["alerts"])
-def alert(alert_id: int, db: Db, p: Principal = ANY_ROLE) -> AlertDetailOut:
+def alert(alert_id: AlertId, db: Db, p: Principal = ALLOWED) -> AlertDetailOut:
     """One alert with its evidence (``details``) and its transitions."""
     with db.tenant(p.user) as conn:
         a = queries.get_alert(conn, alert_id)
@@ -247,21 +265,20 @@ def do_acknowledge(db: Database, p: Principal, alert_id: int, note: str) -> dict
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=TransitionOut, tags=["alerts"],
-             responses={409: {"model": ErrorOut, "description": "already acknowledged"}})
-def acknowledge(alert_id: int, body: AckRequest, db: Db, p: Principal = INSPECTOR) -> dict[str, Any]:
-    """Acknowledge an alert with a note (inspectors only); records an ``acknowledged`` transition."""
-    if not body.note.strip():
-        raise HTTPException(422, "the note must not be blank")
+             responses={**TOO_LARGE, 409: _error("already acknowledged")})
+def acknowledge(alert_id: AlertId, body: AckRequest, db: Db, p: Principal = ALLOWED) -> dict[str, Any]:
+    """Acknowledge an alert with a note (inspectors and admins; never operators); records an
+    ``acknowledged`` transition."""
     return do_acknowledge(db, p, alert_id, body.note)
 
 
 # ----------------------------------------------------------------- region
 
 @router.get("/overview", response_model=OverviewOut, tags=["region"])
-def overview(db: Db, p: Principal = REGION,
+def overview(db: Db, p: Principal = ALLOWED,
              year: Annotated[int | None, Query(ge=2000, le=2100)] = None) -> dict[str, Any]:
     """Key energy users by city and industry with annual tce, data centres by PUE grade,
-    plants by quota status (inspectors and operators)."""
+    plants by quota status (every role but enterprise users)."""
     with db.tenant(p.user) as conn:
         return queries.overview(conn, year or views.today_local().year)
 
@@ -269,14 +286,18 @@ def overview(db: Db, p: Principal = REGION,
 # ----------------------------------------------------------------- users
 
 @router.get("/users", response_model=list[UserOut], tags=["users"])
-def users(db: Db, p: Principal = OPERATOR) -> list[Any]:
+def users(db: Db, p: Principal = ALLOWED) -> list[Any]:
+    """Every portal user (admins only)."""
     with db.system() as conn:
         return list_users(conn)
 
 
-@router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
-def new_user(body: UserCreate, db: Db, p: Principal = OPERATOR) -> Any:
-    """Create a portal user (operators only)."""
+@router.post("/users", response_model=UserOut, status_code=201, tags=["users"], responses=TOO_LARGE)
+def new_user(body: UserCreate, db: Db, p: Principal = ALLOWED) -> Any:
+    """Create a portal user (admins only), with at most the admin's own role: an unknown
+    enterprise, a wrong binding or an existing username is 400."""
+    if not roles.can_grant(p.user.role, body.role):
+        raise HTTPException(403, f"a {p.user.role} cannot grant the role {body.role}")
     try:
         with db.system() as conn:
             return create_user(conn, body.username, body.password, body.role, body.enterprise_id)
@@ -288,16 +309,22 @@ def new_user(body: UserCreate, db: Db, p: Principal = OPERATOR) -> Any:
 
 ExportTable = Literal["enterprises", "sites", "meters", "readings", "energy", "pue", "unit-product",
                       "alerts", "overview"]
+_CSV: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"description": "the table as CSV (UTF-8, a header row, CRLF line ends), as an attachment",
+          "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
-@router.get("/export/{table}.csv", response_class=PlainTextResponse, tags=["export"],
-            responses={200: {"content": {"text/csv": {}}}})
-def export(table: ExportTable, request: Request, db: Db, p: Principal = ANY_ROLE, start: Start = None, end: End = None,
-           site_id: int | None = None, meter_id: int | None = None, enterprise_id: str | None = None,
-           product: str | None = None, period: Period = "day", city: str | None = None,
-           industry: str | None = None, rule: str | None = None, severity: str | None = None,
-           status: str | None = None) -> Response:
-    """CSV of any table the caller sees, through the same queries (and RLS) as the JSON API."""
+@router.get("/export/{table}.csv", response_class=Response, tags=["export"], responses=_CSV)
+def export(table: Annotated[ExportTable, Path(description="what to export")], request: Request, db: Db,
+           p: Principal = ALLOWED, start: Start = None, end: End = None, site_id: SiteFilter = None,
+           meter_id: MeterFilter = None, enterprise_id: EnterpriseFilter = None,
+           product: Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO_NUL,
+                                                description="unit-product: the product (needed, else 400)")] = None,
+           period: PeriodParam = "day", city: City = None, industry: Industry = None, rule: Rule = None,
+           severity: SeverityFilter = None, status: StatusFilter = None) -> Response:
+    """CSV of any table the caller sees, through the same queries (and RLS) as the JSON API.
+    ``readings`` needs ``meter_id``; ``energy``, ``pue`` and ``unit-product`` need ``site_id``
+    (and ``product``): 400 without. ``overview`` is for the roles that see the region (403)."""
     rows: list[dict[str, Any]]
     cols: list[str]
     if table == "enterprises":
@@ -332,8 +359,8 @@ def export(table: ExportTable, request: Request, db: Db, p: Principal = ANY_ROLE
         cols = ["id", "alert_key", "enterprise_id", "site_id", "rule", "severity", "started_at", "updated_at",
                 "acknowledged", "acknowledged_at", "cleared", "cleared_at", "value", "threshold", "details"]
     else:
-        if p.user.role not in ("inspector", "operator"):
-            raise HTTPException(403, "the region overview is for inspectors and operators")
+        if not roles.has(p.user.role, "region"):
+            raise HTTPException(403, f"the region overview needs the role {' or '.join(roles.holders('region'))}")
         rows = overview(db, p)["groups"]
         cols = ["city", "industry", "enterprises", "sites", "annual_tce"]
     name = f"nxem-{table}.csv"

@@ -1,11 +1,23 @@
 """Logins, sessions and bearer tokens, the login rate limit, and the FastAPI dependencies that
-turn a request into an authenticated ``Principal`` with a role.
+turn a request into an authenticated ``Principal`` allowed to use the route it asked for.
 
-A session cookie (HttpOnly, SameSite=Lax) and a bearer token are the same thing underneath:
-a random token whose SHA-256 is a row of ``portal_sessions`` with an expiry. Failed logins
-are rows of ``portal_login_failures``; ``max_failures`` within ``window_s`` for one
-username+IP (or 4x that for one IP over all usernames) answer 429 with ``Retry-After``, even
-for the right password, until the window has passed.
+A session cookie (HttpOnly, SameSite=Lax, Secure by default) and a bearer token are the same
+thing underneath: a random token whose SHA-256 is a row of ``portal_sessions`` with an expiry.
+
+The login rate limit counts attempts under three keys, each with its own limit per window: the
+user at one client address (``max_failures``), the client address over all usernames
+(``max_failures_per_address``) and the user over all addresses (``max_failures_per_user``, kept
+above ``max_failures`` so one address cannot lock another user out). An attempt is *reserved*
+under row locks of ``portal_login_attempts`` -- checked against all three limits and recorded
+in one transaction -- before its password is verified, so concurrent guesses cannot all pass
+the check: at most the limit are ever verified per window. A successful login takes its
+reservation back (and forgets that user's failures from that address); a failure keeps it and
+is logged in ``portal_login_failures``. Past a limit the answer is 429 with ``Retry-After``,
+even for the right password, until the oldest counted attempt leaves the window. The client
+address is the peer's, or the one a configured trusted proxy forwarded (``portal.app``).
+
+Authorisation: the permission each route needs is ``portal.roles.ROUTES``; ``API_ACCESS`` and
+``PAGE_ACCESS`` look the route up and refuse (403) a role that does not hold it.
 """
 
 from __future__ import annotations
@@ -18,15 +30,18 @@ from typing import Any, Literal
 import psycopg
 from fastapi import Depends, HTTPException, Request
 
-from portal import security
+from portal import roles, security
 from portal.db import Database
 from portal.users import User, get_user
 
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "nxem_session"
+#: The sign-in form's CSRF nonce (double submit: the form carries an HMAC of it).
+LOGIN_COOKIE_NAME = "nxem_login"
 CSRF_HEADER = "X-CSRF-Token"
 TokenKind = Literal["cookie", "bearer"]
+Scope = Literal["user", "address", "user_address"]
 
 
 class NotAuthenticated(Exception):
@@ -53,24 +68,57 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class LoginPolicy:
-    max_failures: int
+    max_failures: int  # per user at one address
     window_s: int
     ttl_s: int
+    max_failures_per_address: int = 20
+    max_failures_per_user: int = 50
+
+    def keys(self, username: str, ip: str) -> list[tuple[Scope, str, int]]:
+        """(scope, subject, limit) of the three counters an attempt is reserved in, in lock order."""
+        keys: list[tuple[Scope, str, int]] = [("address", ip, self.max_failures_per_address),
+                                              ("user", username, self.max_failures_per_user),
+                                              ("user_address", f"{username} {ip}", self.max_failures)]
+        return sorted(keys)
 
 
-def _retry_after(conn: psycopg.Connection[Any], username: str, ip: str, policy: LoginPolicy) -> int | None:
+def reserve_attempt(conn: psycopg.Connection[Any], username: str, ip: str, policy: LoginPolicy) -> datetime:
+    """Check the three limits and record one attempt, atomically (the rows are locked in a fixed
+    order for the check and the write); the attempt's time, or ``RateLimited``. ``conn`` is in a
+    transaction the caller commits."""
+    keys = policy.keys(username, ip)
+    scopes, subjects = [k[0] for k in keys], [k[1] for k in keys]
+    conn.execute("INSERT INTO portal_login_attempts (scope, subject)"
+                 " SELECT * FROM unnest(%s::text[], %s::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+                 (scopes, subjects))
+    rows = conn.execute("SELECT scope, subject, attempts, now() FROM portal_login_attempts"
+                        " WHERE (scope, subject) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+                        " ORDER BY scope, subject FOR UPDATE", (scopes, subjects)).fetchall()
     window = timedelta(seconds=policy.window_s)
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE username = %s), min(at) FILTER (WHERE username = %s),"
-        " count(*), min(at), now() FROM portal_login_failures WHERE ip = %s AND at > now() - %s",
-        (username, username, ip, window),
-    ).fetchone()
-    assert row is not None
-    user_n, user_first, ip_n, ip_first, now = row
-    for n, first, limit in ((user_n, user_first, policy.max_failures), (ip_n, ip_first, 4 * policy.max_failures)):
-        if n >= limit and first is not None:
-            return max(1, int((first + window - now).total_seconds()) + 1)
-    return None
+    limits = {(scope, subject): limit for scope, subject, limit in keys}
+    now: datetime = rows[0][3]
+    live = {(r[0], r[1]): [a for a in r[2] if a > now - window] for r in rows}
+    waits = [min(attempts) + window - now for key, attempts in live.items() if len(attempts) >= limits[key]]
+    if waits:
+        raise RateLimited(max(1, int(max(waits).total_seconds()) + 1))
+    for (scope, subject), attempts in live.items():
+        conn.execute("UPDATE portal_login_attempts SET attempts = %s, last_at = %s WHERE scope = %s AND subject = %s",
+                     (sorted(attempts) + [now], now, scope, subject))
+    return now
+
+
+def release_attempt(conn: psycopg.Connection[Any], username: str, ip: str, at: datetime,
+                    policy: LoginPolicy) -> None:
+    """A successful login: take its reservation back from the address and user counters, and
+    forget this user's failures from this address."""
+    keys = [k for k in policy.keys(username, ip) if k[0] != "user_address"]
+    for scope, subject, _ in keys:
+        conn.execute("UPDATE portal_login_attempts SET attempts = attempts[:array_position(attempts, %(at)s) - 1]"
+                     " || attempts[array_position(attempts, %(at)s) + 1:]"
+                     " WHERE scope = %(scope)s AND subject = %(subject)s AND %(at)s = ANY(attempts)",
+                     {"at": at, "scope": scope, "subject": subject})
+    conn.execute("DELETE FROM portal_login_attempts WHERE scope = 'user_address' AND subject = %s",
+                 (f"{username} {ip}",))
 
 
 def login(db: Database, username: str, password: str, ip: str, kind: TokenKind,
@@ -78,9 +126,7 @@ def login(db: Database, username: str, password: str, ip: str, kind: TokenKind,
     """Check the password (argon2) under the rate limit and open a session or token."""
     username = username.strip().lower()
     with db.system() as conn:
-        wait = _retry_after(conn, username, ip, policy)
-    if wait is not None:
-        raise RateLimited(wait)
+        reserved_at = reserve_attempt(conn, username, ip, policy)
     with db.system() as conn:
         found = get_user(conn, username)
     ok = security.verify_password(found[1] if found else None, password)
@@ -88,16 +134,18 @@ def login(db: Database, username: str, password: str, ip: str, kind: TokenKind,
         with db.system() as conn:
             conn.execute("INSERT INTO portal_login_failures (username, ip) VALUES (%s, %s)", (username, ip))
             conn.execute("DELETE FROM portal_login_failures WHERE at < now() - interval '1 day'")
+            conn.execute("DELETE FROM portal_login_attempts WHERE last_at < now() - %s",
+                         (timedelta(seconds=policy.window_s),))
         log.info("login refused user=%s ip=%s", username, ip)
         raise BadCredentials()
     user, pw_hash = found
     token = security.new_token()
     expires = datetime.now(timezone.utc) + timedelta(seconds=policy.ttl_s)
     with db.system() as conn:
+        release_attempt(conn, username, ip, reserved_at, policy)
         if security.needs_rehash(pw_hash):
             conn.execute("UPDATE portal_users SET password_hash = %s WHERE id = %s",
                          (security.hash_password(password), user.id))
-        conn.execute("DELETE FROM portal_login_failures WHERE username = %s AND ip = %s", (username, ip))
         conn.execute("DELETE FROM portal_sessions WHERE expires_at < now()")
         conn.execute("INSERT INTO portal_sessions (token_sha256, user_id, kind, expires_at)"
                      " VALUES (%s, %s, %s, %s)", (security.token_digest(token), user.id, kind, expires))
@@ -131,8 +179,9 @@ def get_db(request: Request) -> Database:
 
 
 def client_ip(request: Request) -> str:
-    # The portal listens on loopback behind nothing; a reverse proxy would set the real
-    # address via uvicorn's --proxy-headers, which rewrites request.client.
+    """The client's address: the peer's, or -- when the peer is a configured trusted proxy --
+    the address it forwarded (``portal_trusted_proxies``; uvicorn's ProxyHeadersMiddleware,
+    installed by ``portal.app``, rewrites ``request.client`` then and only then)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -171,21 +220,28 @@ def api_principal(request: Request, p: Principal = Depends(principal)) -> Princi
     return p
 
 
-def require(*roles: str) -> Any:
-    """Dependency factory: the principal, if its role is one of ``roles`` (else 403)."""
+def _authorize(request: Request, p: Principal) -> Principal:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    try:
+        need = roles.route_permission(request.method, path)
+    except roles.NoRule:
+        log.error("refused: no access rule for %s %s", request.method, path)
+        raise HTTPException(403, "no access rule for this route") from None
+    if need is not None and not roles.has(p.user.role, need):
+        raise HTTPException(403, f"this needs the role {' or '.join(roles.holders(need))}")
+    return p
 
-    def dep(p: Principal = Depends(api_principal)) -> Principal:
-        if p.user.role not in roles:
-            raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
-        return p
 
-    return Depends(dep)
+def _api_access(request: Request, p: Principal = Depends(api_principal)) -> Principal:
+    return _authorize(request, p)
 
 
-def page_require(*roles: str) -> Any:
-    def dep(p: Principal = Depends(principal)) -> Principal:
-        if p.user.role not in roles:
-            raise HTTPException(403, f"this page needs the role {' or '.join(roles)}")
-        return p
+def _page_access(request: Request, p: Principal = Depends(principal)) -> Principal:
+    return _authorize(request, p)
 
-    return Depends(dep)
+
+#: The principal of an API request, allowed by ``portal.roles.ROUTES`` to use its route.
+API_ACCESS: Any = Depends(_api_access)
+#: The same for pages (no CSRF header: forms carry their token in a field, checked by the page).
+PAGE_ACCESS: Any = Depends(_page_access)

@@ -1,5 +1,10 @@
 """Exception handlers: every error leaves as a short JSON body (API) or a small page (HTML),
 never a stack trace. Unexpected errors are logged once here with an id the client also gets.
+
+Bad input is refused by the parameter and body types before it reaches SQL (``portal.schemas``);
+should a value the types let through still be refused by PostgreSQL as data (SQLSTATE class 22:
+out of range, invalid text, ...), the answer is 400, never 500. A 500 is sent from outside the
+middleware stack, so it is given the security headers here.
 """
 
 from __future__ import annotations
@@ -8,12 +13,14 @@ import logging
 import secrets
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nxem.errors import BackendUnavailable
+from portal import hardening
 from portal.auth import BadCredentials, NotAuthenticated, RateLimited
 
 log = logging.getLogger(__name__)
@@ -87,13 +94,25 @@ def install(app: FastAPI) -> None:
             return _page(request, 503, "the database is not reachable; try again shortly", headers)
         return _json(503, "unavailable", "the database is not reachable; try again shortly", headers)
 
+    @app.exception_handler(psycopg.DataError)
+    async def bad_data(request: Request, exc: psycopg.DataError) -> Response:
+        log.warning("value refused by the database path=%s sqlstate=%s", request.url.path, exc.sqlstate)
+        message = "a value of the request is out of range or not valid"
+        if wants_html(request):
+            return _page(request, 400, message)
+        return _json(400, "bad_request", message)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(4)
         log.error("unhandled error ref=%s path=%s", ref, request.url.path, exc_info=exc)
         if wants_html(request):
-            return _page(request, 500, f"internal error (reference {ref})")
-        return _json(500, "internal_error", "internal error", extra={"reference": ref})
+            resp = _page(request, 500, f"internal error (reference {ref})")
+        else:
+            resp = _json(500, "internal_error", "internal error", extra={"reference": ref})
+        for name, value in hardening.security_headers(request.url.path, request.url.scheme == "https"):
+            resp.headers[name.decode()] = value.decode()
+        return resp
 
 
 __all__ = ["install", "wants_html", "HTTPException"]

@@ -1,79 +1,111 @@
 """HTML pages: login/logout, the inspectors' alert board, an alert's evidence page with the
-acknowledge form, the region overview, and the site pages with charts.
+acknowledge form, the region overview, the site pages with charts, and the API description.
 
 Pages call the same functions as the JSON API (``portal.api``), so they share its
-authorisation and the tenant-bound reads. Unsafe form posts check the CSRF field (an HMAC of
-the session token) and, when the browser sends one, that ``Origin`` is this host.
+authorisation (``portal.roles``) and the tenant-bound reads, and take the same validated
+parameter types (``portal.schemas``). Every form that changes something carries a CSRF token
+-- the sign-in form too (an HMAC of a nonce in a cookie of its own) -- and is refused without
+it; a post from another origin is refused before it reaches a page (``portal.hardening``).
+No page has inline script or style (the Content-Security-Policy forbids both).
 """
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+import secrets
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from portal import api, auth, queries, security, views
+from portal import api, auth, queries, roles, security, views
 from portal.auth import BadCredentials, Principal, RateLimited
 from portal.db import Database
-from portal.schemas import Period
+from portal.hardening import SWAGGER_CDN
+from portal.schemas import (
+    NO_NUL, AlertId, City, End, Industry, MeterFilter, Period, Rule, SeverityFilter, SiteId, Start, StatusFilter,
+)
 
 router = APIRouter(include_in_schema=False)
 
-REGION = auth.page_require("inspector", "operator")
-ANY = auth.page_require("inspector", "operator", "enterprise")
+ALLOWED = auth.PAGE_ACCESS
 
 #: The energy table's period selector (``portal.schemas.Period``), in display order.
 PERIOD_LABELS: dict[str, str] = {"15min": "quarter-hour", "hour": "hour", "day": "local day",
                                  "month": "local month", "year": "calendar year",
                                  "rolling12": "rolling 12 months (365 local days ending that day)"}
 
+#: Swagger UI from the CDN FastAPI's own docs page uses (pinned major version).
+SWAGGER_UI = f"{SWAGGER_CDN}/npm/swagger-ui-dist@5"
+
 
 def _render(request: Request, name: str, p: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
-    csrf = security.csrf_token(request.app.state.secret, p.token) if p is not None and p.via == "cookie" else ""
+    csrf = ctx.pop("csrf", None)
+    if csrf is None:
+        csrf = security.csrf_token(request.app.state.secret, p.token) if p is not None and p.via == "cookie" else ""
+    role = p.user.role if p is not None else ""
     resp: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, name, {"user": p.user if p else None, "csrf": csrf, **ctx}, status_code=status)
+        request, name, {"user": p.user if p else None, "csrf": csrf, "region": roles.has(role, "region"), **ctx},
+        status_code=status)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
 
 def _check_form(request: Request, p: Principal, csrf: str) -> None:
-    origin = request.headers.get("origin")
-    if origin is not None and origin.rstrip("/") != str(request.base_url).rstrip("/"):
-        raise HTTPException(403, "cross-origin form post refused")
+    """A form post of a signed-in user: its session is a cookie and the form carries its token
+    (the Origin was checked by ``portal.hardening.SameOrigin``)."""
     if p.via != "cookie" or not security.csrf_ok(request.app.state.secret, p.token, csrf):
         raise HTTPException(403, "the form has expired; reload the page and try again")
 
 
 def _safe_next(target: str | None, role: str) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and target != "/login":
+    """A local path to go to after signing in, never another site (``//host``, ``/\\host``)."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and target.isprintable() and not target.startswith("/login")):
         return target
-    return "/board" if role in ("inspector", "operator") else "/sites"
+    return "/board" if roles.has(role, "region") else "/sites"
+
+
+Next = Annotated[str, Form(max_length=512, pattern=NO_NUL)]
 
 
 @router.get("/login")
-def login_page(request: Request, next: str = "", p: Principal | None = Depends(auth.optional_principal)) -> Response:
+def login_page(request: Request, next: Annotated[str, Query(max_length=512, pattern=NO_NUL)] = "",
+               p: Principal | None = Depends(auth.optional_principal)) -> Response:
     if p is not None:
         return RedirectResponse(_safe_next(next, p.user.role), status_code=303)
-    return _render(request, "login.html", None, next=next)
+    return _login_form(request, next)
+
+
+def _login_form(request: Request, next: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    """The sign-in page with a CSRF field bound to the browser's login nonce (set here if new)."""
+    nonce = request.cookies.get(auth.LOGIN_COOKIE_NAME)
+    fresh = nonce is None or len(nonce) != 43 or not nonce.replace("-", "").replace("_", "").isalnum()
+    if fresh:
+        nonce = secrets.token_urlsafe(32)
+    assert nonce is not None
+    resp = _render(request, "login.html", None, status, next=next,
+                   csrf=security.login_csrf_token(request.app.state.secret, nonce), **ctx)
+    if fresh:
+        resp.set_cookie(auth.LOGIN_COOKIE_NAME, nonce, max_age=24 * 3600, httponly=True, samesite="strict",
+                        secure=request.app.state.settings.portal_cookie_secure, path="/login")
+    return resp
 
 
 @router.post("/login")
-def login_form(request: Request, username: str = Form(...), password: str = Form(...), next: str = Form(""),
-               db: Database = Depends(auth.get_db)) -> Response:
-    origin = request.headers.get("origin")
-    if origin is not None and origin.rstrip("/") != str(request.base_url).rstrip("/"):
-        raise HTTPException(403, "cross-origin login refused")
+def login_form(request: Request, username: Annotated[str, Form(max_length=63, pattern=NO_NUL)],
+               password: Annotated[str, Form(max_length=1024, pattern=NO_NUL)], next: Next = "",
+               csrf: Annotated[str, Form(max_length=128)] = "", db: Database = Depends(auth.get_db)) -> Response:
+    if not security.login_csrf_ok(request.app.state.secret, request.cookies.get(auth.LOGIN_COOKIE_NAME), csrf):
+        return _login_form(request, next, 403, username=username,
+                           error="The sign-in form had expired; please sign in again.")
     try:
         p = auth.login(db, username, password, auth.client_ip(request), "cookie", request.app.state.policy)
     except BadCredentials:
-        return _render(request, "login.html", None, 401, next=next, username=username,
-                       error="Unknown user or wrong password.")
+        return _login_form(request, next, 401, username=username, error="Unknown user or wrong password.")
     except RateLimited as err:
-        resp = _render(request, "login.html", None, 429, next=next, username=username,
-                       error=f"Too many failed sign-ins. Try again in {err.retry_after_s} s.")
+        resp = _login_form(request, next, 429, username=username,
+                           error=f"Too many failed sign-ins. Try again in {err.retry_after_s} s.")
         resp.headers["Retry-After"] = str(err.retry_after_s)
         return resp
     redirect = RedirectResponse(_safe_next(next, p.user.role), status_code=303)
@@ -84,8 +116,8 @@ def login_form(request: Request, username: str = Form(...), password: str = Form
 
 
 @router.post("/logout")
-def logout_form(request: Request, csrf: str = Form(""), db: Database = Depends(auth.get_db),
-                p: Principal = Depends(auth.principal)) -> Response:
+def logout_form(request: Request, csrf: Annotated[str, Form(max_length=128)] = "",
+                db: Database = Depends(auth.get_db), p: Principal = ALLOWED) -> Response:
     _check_form(request, p, csrf)
     auth.logout(db, p.token)
     resp = RedirectResponse("/login", status_code=303)
@@ -93,8 +125,15 @@ def logout_form(request: Request, csrf: str = Form(""), db: Database = Depends(a
     return resp
 
 
+@router.get("/docs")
+def docs(request: Request) -> HTMLResponse:
+    """Swagger UI of ``/api/v1/openapi.json``: its script and styles from the CDN, started by
+    ``/static/docs.js`` (no inline script: the page's CSP names the CDN and nothing inline)."""
+    return _render(request, "docs.html", None, swagger=SWAGGER_UI)
+
+
 @router.get("/")
-def home(p: Principal = ANY) -> Response:
+def home(p: Principal = ALLOWED) -> Response:
     return RedirectResponse(_safe_next(None, p.user.role), status_code=303)
 
 
@@ -112,25 +151,26 @@ def _board(request: Request, db: Database, p: Principal, action: str, city: str 
                       ("status", "Status", ["active", "cleared", "unacknowledged", "acknowledged"])]
     return _render(request, "board.html", p, alerts=rows, filters={k: chosen.get(k, "") for k, *_ in filter_choices},
                    filter_choices=filter_choices, action=action, stream_url="/api/v1/alerts/stream" + query,
-                   export_query=query, can_ack=p.user.role == "inspector")
+                   export_query=query, can_ack=roles.has(p.user.role, "acknowledge"))
 
 
 @router.get("/board")
-def board(request: Request, db: Database = Depends(auth.get_db), p: Principal = REGION, city: str | None = None,
-          industry: str | None = None, rule: str | None = None, severity: str | None = None,
-          status: str | None = None) -> HTMLResponse:
+def board(request: Request, db: Database = Depends(auth.get_db), p: Principal = ALLOWED, city: City = None,
+          industry: Industry = None, rule: Rule = None, severity: SeverityFilter = None,
+          status: StatusFilter = None) -> HTMLResponse:
     return _board(request, db, p, "/board", city, industry, rule, severity, status)
 
 
 @router.get("/alerts")
-def my_alerts(request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY, city: str | None = None,
-              industry: str | None = None, rule: str | None = None, severity: str | None = None,
-              status: str | None = None) -> HTMLResponse:
+def my_alerts(request: Request, db: Database = Depends(auth.get_db), p: Principal = ALLOWED, city: City = None,
+              industry: Industry = None, rule: Rule = None, severity: SeverityFilter = None,
+              status: StatusFilter = None) -> HTMLResponse:
     return _board(request, db, p, "/alerts", city, industry, rule, severity, status)
 
 
 @router.get("/alerts/{alert_id}")
-def alert_page(alert_id: int, request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY) -> HTMLResponse:
+def alert_page(alert_id: AlertId, request: Request, db: Database = Depends(auth.get_db),
+               p: Principal = ALLOWED) -> HTMLResponse:
     with db.tenant(p.user) as conn:
         a = queries.get_alert(conn, alert_id)
         if a is None:
@@ -139,36 +179,38 @@ def alert_page(alert_id: int, request: Request, db: Database = Depends(auth.get_
         label, points = queries.alert_series(conn, a)
     chart = views.alert_chart(a, points, label)
     return _render(request, "alert.html", p, a=a, transitions=transitions, chart=chart,
-                   evidence_keys=views.EVIDENCE_KEYS, can_ack=p.user.role == "inspector")
+                   evidence_keys=views.EVIDENCE_KEYS, can_ack=roles.has(p.user.role, "acknowledge"))
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
-def acknowledge_form(alert_id: int, request: Request, note: str = Form(""), csrf: str = Form(""),
-                     db: Database = Depends(auth.get_db), p: Principal = auth.page_require("inspector")) -> Response:
+def acknowledge_form(alert_id: AlertId, request: Request,
+                     note: Annotated[str, Form(max_length=2000, pattern=NO_NUL)] = "",
+                     csrf: Annotated[str, Form(max_length=128)] = "", db: Database = Depends(auth.get_db),
+                     p: Principal = ALLOWED) -> Response:
     _check_form(request, p, csrf)
     if not note.strip():
         raise HTTPException(422, "an acknowledgement needs a note")
-    api.do_acknowledge(db, p, alert_id, note[:2000])
+    api.do_acknowledge(db, p, alert_id, note)
     return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
 
 
 @router.get("/overview")
-def overview_page(request: Request, db: Database = Depends(auth.get_db), p: Principal = REGION) -> HTMLResponse:
+def overview_page(request: Request, db: Database = Depends(auth.get_db), p: Principal = ALLOWED) -> HTMLResponse:
     with db.tenant(p.user) as conn:
         o = queries.overview(conn, views.today_local().year)
     return _render(request, "overview.html", p, o=o)
 
 
 @router.get("/sites")
-def sites_page(request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY) -> HTMLResponse:
+def sites_page(request: Request, db: Database = Depends(auth.get_db), p: Principal = ALLOWED) -> HTMLResponse:
     with db.tenant(p.user) as conn:
         rows = queries.list_sites(conn, api.own_enterprise(p, None), None, None)
     return _render(request, "sites.html", p, sites=rows)
 
 
 @router.get("/sites/{site_id}")
-def site_page(site_id: int, request: Request, db: Database = Depends(auth.get_db), p: Principal = ANY,
-              start: date | None = None, end: date | None = None, meter_id: int | None = None,
+def site_page(site_id: SiteId, request: Request, db: Database = Depends(auth.get_db), p: Principal = ALLOWED,
+              start: Start = None, end: End = None, meter_id: MeterFilter = None,
               period: Period = "day") -> HTMLResponse:
     d0, d1 = views.date_range(start, end)
     t0, t1 = views.utc_bounds(d0, d1)

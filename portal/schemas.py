@@ -1,14 +1,81 @@
-"""Pydantic models of the JSON API (they document it in OpenAPI and validate its input)."""
+"""Pydantic models and parameter types of the JSON API: they document it in OpenAPI and
+validate its input, so nothing out of range reaches SQL -- ids within their column's integer
+type, days within 2000-01-01..2100-12-31 written as YYYY-MM-DD, no NUL (which PostgreSQL text
+cannot hold) in any text, every length bounded -- and every such limit is in the schema."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from portal.roles import Role
+from portal.views import MAX_RANGE_DAYS as MAX_RANGE_DAYS  # longer start..end: 400 (views.date_range)
 
 Severity = Literal["critical", "major", "minor", "warning"]
 Period = Literal["15min", "hour", "day", "month", "year", "rolling12"]
+
+#: Largest value of PostgreSQL ``integer`` (``serial`` ids: sites, meters) and ``bigint``
+#: (``bigserial`` ids: alerts, transitions).
+INT4_MAX: Final = 2**31 - 1
+INT8_MAX: Final = 2**63 - 1
+#: The days the portal answers for; a day outside is refused (422), never turned into a date.
+FIRST_DAY: Final = date(2000, 1, 1)
+LAST_DAY: Final = date(2100, 12, 31)
+#: Text without NUL (PostgreSQL text cannot hold it; the database would refuse it with an error).
+NO_NUL: Final = r"^[^\x00]*$"
+#: Unified social credit code (GB 32100-2015): 18 characters, no I, O, S, V, Z.
+USCC: Final = r"^[0-9A-HJ-NP-RTUWXY]{18}$"
+_DAY_PATTERN: Final = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_DAY_RE: Final = re.compile(_DAY_PATTERN)
+
+
+def _day_text(value: object) -> object:
+    if isinstance(value, str) and not _DAY_RE.fullmatch(value):
+        raise ValueError(f"a day is written YYYY-MM-DD, from {FIRST_DAY} to {LAST_DAY}")
+    if not isinstance(value, (str, date)) or isinstance(value, datetime):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+def _day_range(value: date) -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"a day from {FIRST_DAY} to {LAST_DAY}")
+    return value
+
+
+#: A local (Asia/Shanghai) day, ``YYYY-MM-DD`` within ``FIRST_DAY``..``LAST_DAY`` (no
+#: timestamps: ``0`` is not 1970-01-01).
+Day = Annotated[date, BeforeValidator(_day_text), AfterValidator(_day_range),
+                WithJsonSchema({"type": "string", "format": "date", "pattern": _DAY_PATTERN,
+                                "description": f"a day, YYYY-MM-DD, {FIRST_DAY} to {LAST_DAY}"})]
+
+_RANGE_NOTE: Final = (f" Days from {FIRST_DAY} to {LAST_DAY}; start after end, or a range longer than"
+                      f" {MAX_RANGE_DAYS} days, is refused with 400.")
+Start = Annotated[Day | None, Query(description="first local (Asia/Shanghai) day, default: six days before end."
+                                                + _RANGE_NOTE)]
+End = Annotated[Day | None, Query(description="last local day, inclusive; default: today." + _RANGE_NOTE)]
+
+SiteId = Annotated[int, Path(ge=1, le=INT4_MAX, description="site id")]
+MeterId = Annotated[int, Path(ge=1, le=INT4_MAX, description="meter id")]
+AlertId = Annotated[int, Path(ge=1, le=INT8_MAX, description="alert id")]
+SiteFilter = Annotated[int | None, Query(ge=1, le=INT4_MAX, description="only this site")]
+MeterFilter = Annotated[int | None, Query(ge=1, le=INT4_MAX, description="this meter")]
+EnterpriseFilter = Annotated[str | None, Query(
+    pattern=r"^([0-9A-HJ-NP-RTUWXY]{18})?$", description="only this enterprise (unified social credit code,"
+    " GB 32100-2015); an enterprise user may name only its own (403)")]
+City = Annotated[str | None, Query(max_length=64, pattern=NO_NUL, description="only enterprises in this city")]
+Industry = Annotated[str | None, Query(max_length=64, pattern=NO_NUL, description="only enterprises of this industry")]
+Rule = Annotated[str | None, Query(max_length=64, pattern=NO_NUL, description="only alerts of this rule")]
+SeverityFilter = Annotated[str | None, Query(pattern="^(critical|major|minor|warning)?$",
+                                             description="only alerts of this severity")]
+StatusFilter = Annotated[str | None, Query(pattern="^(active|cleared|unacknowledged|acknowledged)?$",
+                                           description="only active, cleared, unacknowledged or acknowledged alerts")]
+Product = Annotated[str, Query(min_length=1, max_length=64, pattern=NO_NUL,
+                               description="product of the quota (e.g. calcium_carbide)")]
 
 
 class _Out(BaseModel):
@@ -17,8 +84,8 @@ class _Out(BaseModel):
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=63)
-    password: str = Field(min_length=1, max_length=1024)
+    username: str = Field(min_length=1, max_length=63, pattern=NO_NUL)
+    password: str = Field(min_length=1, max_length=1024, pattern=NO_NUL)
 
 
 class TokenOut(_Out):
@@ -183,15 +250,17 @@ class AlertDetailOut(_Out):
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str = Field(min_length=1, max_length=2000, description="what the inspector did or decided")
+    note: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
+                      description="what the inspector did or decided (not blank)")
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{1,62}$")
-    password: str = Field(min_length=12, max_length=1024)
-    role: Literal["inspector", "enterprise", "operator"]
-    enterprise_id: str | None = Field(None, pattern=r"^[0-9A-Z]{18}$")
+    password: str = Field(min_length=12, max_length=1024, pattern=NO_NUL)
+    role: Role = Field(description="at most the creating user's own role (portal.roles.can_grant)")
+    enterprise_id: str | None = Field(None, pattern=USCC, description="required for the enterprise role, else"
+                                                                      " absent; must be in the registry")
 
 
 class UserOut(_Out):

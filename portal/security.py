@@ -6,7 +6,9 @@
 * CSRF: an HMAC-SHA256 of the session token under the portal secret. Forms carry it in a
   hidden field and scripts in the ``X-CSRF-Token`` header; it is checked on every unsafe
   request authenticated by the cookie (a bearer token is not sent by browsers on their own,
-  so it needs none).
+  so it needs none). The sign-in form, before any session exists, carries an HMAC of a random
+  nonce the browser holds in a cookie of its own (double submit: a cross-site form can send
+  the cookie but cannot know the field).
 """
 
 from __future__ import annotations
@@ -54,8 +56,21 @@ def csrf_token(secret: bytes, session_token: str) -> str:
     return hmac.new(secret, b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()
 
 
+def _same(expected: str, presented: str) -> bool:
+    # bytes: compare_digest refuses (TypeError) a str with non-ASCII characters
+    return hmac.compare_digest(expected.encode(), presented.encode("utf-8", "replace"))
+
+
 def csrf_ok(secret: bytes, session_token: str, presented: str | None) -> bool:
-    return presented is not None and hmac.compare_digest(csrf_token(secret, session_token), presented)
+    return presented is not None and _same(csrf_token(secret, session_token), presented)
+
+
+def login_csrf_token(secret: bytes, nonce: str) -> str:
+    return hmac.new(secret, b"login:" + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def login_csrf_ok(secret: bytes, nonce: str | None, presented: str | None) -> bool:
+    return nonce is not None and presented is not None and _same(login_csrf_token(secret, nonce), presented)
 
 
 def new_password() -> str:

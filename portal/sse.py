@@ -23,11 +23,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from portal import auth, queries
-from portal.api import alert_filter
+from portal import auth, queries, roles
+from portal.api import ERRORS, alert_filter
 from portal.auth import Principal
 from portal.db import Database
 from portal.queries import AlertFilter
+from portal.schemas import INT8_MAX, City, EnterpriseFilter, Industry, Rule, SeverityFilter, SiteFilter, StatusFilter
 
 router = APIRouter()
 
@@ -38,7 +39,7 @@ SEEN_S = 120.0  # remember sent transition ids longer than the lookback of trans
 
 def render_row(request: Request, p: Principal, alert: dict[str, Any]) -> str:
     tpl = request.app.state.templates.get_template("_alert_row.html")
-    html: str = tpl.render(a=alert, can_ack=p.user.role == "inspector")
+    html: str = tpl.render(a=alert, can_ack=roles.has(p.user.role, "acknowledge"))
     return html
 
 
@@ -73,20 +74,21 @@ def _event(event_id: int, data: dict[str, Any]) -> str:
 
 
 @router.get("/api/v1/alerts/stream", tags=["alerts"], response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`alert` events: {id, alert, html} or {id, removed: true}"}})
-async def stream(request: Request, p: Principal = Depends(auth.principal),
+            responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
+                                       "description": "`alert` events: {id, alert, html} or {id, removed: true}"}})
+async def stream(request: Request, p: Principal = auth.API_ACCESS,
                  db: Database = Depends(auth.get_db),
-                 city: str | None = None, industry: str | None = None, rule: str | None = None,
-                 severity: str | None = None, status: str | None = None, enterprise_id: str | None = None,
-                 site_id: int | None = None,
-                 after: Annotated[int | None, Query(ge=0, description="resume after this transition id")] = None,
+                 city: City = None, industry: Industry = None, rule: Rule = None,
+                 severity: SeverityFilter = None, status: StatusFilter = None, enterprise_id: EnterpriseFilter = None,
+                 site_id: SiteFilter = None,
+                 after: Annotated[int | None, Query(ge=0, le=INT8_MAX,
+                                                    description="resume after this transition id")] = None,
                  timeout_s: Annotated[float, Query(gt=0, le=3600)] = 300.0,
                  last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     """Live alert changes matching the filters (an alert that stops matching is sent as removed)."""
     f = alert_filter(p, city, industry, rule, severity, status, enterprise_id, site_id)
     poll_s: float = request.app.state.settings.portal_sse_poll_s
-    if last_event_id and last_event_id.isdigit():
+    if last_event_id and last_event_id.isascii() and last_event_id.isdigit() and int(last_event_id) <= INT8_MAX:
         after = int(last_event_id)
     start_cursor, start_seen = await run_in_threadpool(_start, db, p, after)
 

@@ -1,13 +1,8 @@
 """Portal users: create, look up, demo accounts. CLI-friendly (plain psycopg connection in).
 
-Roles (closed set):
-
-* ``inspector`` -- provincial energy-conservation inspector: every enterprise (read), the live
-  alert board, acknowledging alerts, the region overview;
-* ``enterprise`` -- a user of one key energy-using unit, bound to its 18-character unified
-  social credit code; sees only that enterprise's rows (row-level security underneath);
-* ``operator`` -- runs the platform: manages portal users and reads what inspectors read,
-  but does not acknowledge alerts (acknowledging is a regulatory act).
+Roles (closed set, and what each may do): ``portal.roles``. The command line
+(``python -m portal create-user``, as the database superuser) creates any role; through the
+API only an ``admin`` creates users (``portal.roles.can_grant``).
 """
 
 from __future__ import annotations
@@ -15,16 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from nxem.errors import NxemError
 from portal import security
-
-Role = Literal["inspector", "enterprise", "operator"]
-ROLES: tuple[Role, ...] = get_args(Role)
+from portal.roles import ROLES, Role
 
 DEMO_FILE_NAME = "demo-users.txt"
 
@@ -68,6 +61,8 @@ def create_user(conn: psycopg.Connection[Any], username: str, password: str, rol
             ).fetchone()
     except psycopg.errors.UniqueViolation as err:
         raise UserError(f"user {username!r} exists") from err
+    except psycopg.errors.ForeignKeyViolation as err:
+        raise UserError(f"no enterprise {enterprise_id!r} in the registry") from err
     except psycopg.errors.CheckViolation as err:
         raise UserError(f"user {username!r} refused by the database: {err.diag.constraint_name}") from err
     assert row is not None
@@ -149,7 +144,7 @@ def ensure_demo_users(conn: psycopg.Connection[Any], enterprise_ids: list[str] |
         from portal import queries  # late: needs the storage schema
 
         enterprise_ids = queries.first_enterprise_ids(conn, 2)
-    wanted: list[tuple[str, Role, str | None]] = [("demo-inspector", "inspector", None),
+    wanted: list[tuple[str, Role, str | None]] = [("demo-admin", "admin", None), ("demo-inspector", "inspector", None),
                                                   ("demo-operator", "operator", None)]
     for i, ent in enumerate(enterprise_ids[:2]):
         wanted.append(("demo-enterprise" if i == 0 else f"demo-enterprise{i + 1}", "enterprise", ent))

@@ -44,7 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Por
         w = populate(dbname, dsn, datetime.now(timezone.utc).astimezone(LOCAL).date())
         settings = PortalSettings(data_dir=services.data_dir, pg_host=services.pg_host, pg_port=services.pg_port,
                                   pg_db=dbname, portal_secret_file=secret_file(tmp_path_factory.mktemp("b")),
-                                  portal_sse_poll_s=0.3)
+                                  portal_sse_poll_s=0.3, portal_cookie_secure=False)  # http on loopback
         yield w, settings
     finally:
         drop_database(services, dbname)
@@ -78,13 +78,29 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+#: Records every Content-Security-Policy violation of the page (injected by the browser, so
+#: the policy itself does not block it) in ``window.__cspViolations``.
+CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+    (e) => window.__cspViolations.push(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} at ${e.documentURI}`));
+"""
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="zh-CN")
+    context.add_init_script(CSP_RECORDER)
     p = context.new_page()
     p.set_default_timeout(15_000)
     yield p
     context.close()
+
+
+def csp_violations(page: Page) -> list[str]:
+    """The CSP violations of the page shown now (the recorder restarts on each navigation)."""
+    found: list[str] = page.evaluate("window.__cspViolations || []")
+    return found
 
 
 def sign_in(page: Page, base_url: str, username: str, password: str) -> None:

@@ -29,8 +29,10 @@ def test_create_user_refuses_bad_input(world: World, username: str, password: st
         create_user(conn, username, password, role, ent)
 
 
-def test_unknown_enterprise_is_refused_by_the_database(world: World) -> None:
-    with psycopg.connect(world.admin_dsn) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+def test_unknown_enterprise_is_a_user_error(world: World) -> None:
+    """The registry's foreign key refuses it; the caller gets the error of bad input (the API
+    answers 400 with it), not the database's."""
+    with psycopg.connect(world.admin_dsn) as conn, pytest.raises(UserError, match="no enterprise"):
         create_user(conn, "ghost-ent", PASSWORD, "enterprise", "91640100MA7PLB00ZZ")
 
 
@@ -40,7 +42,7 @@ def test_demo_users_are_stable_and_secret(world: World, tmp_path: Path, caplog: 
         first = ensure_demo_users(conn, secrets_file=path)
         second = ensure_demo_users(conn, secrets_file=path)
         roles = {u: r for u, _, r in first}
-        assert roles == {"demo-inspector": "inspector", "demo-operator": "operator",
+        assert roles == {"demo-admin": "admin", "demo-inspector": "inspector", "demo-operator": "operator",
                          "demo-enterprise": "enterprise", "demo-enterprise2": "enterprise"}
         assert first == second, "passwords are reused while they verify"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
