@@ -94,6 +94,11 @@ class Collector:
         self._retry: list[tuple[float, int, Inbound, int, int]] = []
         self._order = itertools.count()
         self._renew = threading.Event()  # set from the producer's thread
+        # Producers are numbered; the first record a producer sees refused as too large is the
+        # one that was; what fails on it afterwards was only aborted beside it.
+        self._generation = 0
+        self._refused: set[int] = set()
+        self._lock = threading.Lock()
         self._renew_after = 0.0
         self._logged_types: set[str] = set()
         self._stop = threading.Event()
@@ -210,7 +215,7 @@ class Collector:
                 m.READINGS_OUT.inc(accepted)
                 m.PRODUCE_LATENCY.observe(time.perf_counter() - pending.started)
 
-        def failed(err: BaseException) -> None:
+        def failed(err: BaseException, in_send: bool = False) -> None:
             with pending.lock:
                 first = not pending.failed
                 pending.failed = True
@@ -219,20 +224,26 @@ class Collector:
             if not getattr(err, "retriable", False):
                 self._renew.set()  # an idempotent producer fails every later send after this
             if is_too_large(err):
-                m.OVERSIZE.inc()
-                log.warning("kafka refused a record of mid=%s as too large, sending it smaller err=%s", msg.mid, err)
-                self._failed.append((self._monotonic(), msg, attempt + 1, min(mode + 1, ONE_DEAD_LETTER)))
+                with self._lock:  # send() refusing it is about this record; the broker's, once per producer
+                    culprit = in_send or generation not in self._refused
+                    self._refused.add(generation)
+                if culprit:
+                    m.OVERSIZE.inc()
+                    log.warning("kafka refused a record of mid=%s as too large, sending it smaller err=%s", msg.mid, err)
+                    self._failed.append((self._monotonic(), msg, attempt + 1, min(mode + 1, ONE_DEAD_LETTER)))
+                else:  # aborted with the producer a refused record failed: again as it was
+                    self._failed.append((self._monotonic(), msg, attempt + 1, mode))
                 return
             m.PRODUCE_ERRORS.inc()
             log.warning("kafka produce failed, will retry mid=%s attempt=%s err=%s", msg.mid, attempt, err)
             self._failed.append((self._monotonic() + min(30.0, 0.5 * 2**attempt), msg, attempt + 1, mode))
 
-        producer = self._producer
+        producer, generation = self._producer, self._generation
         for topic, key, value in records:
             try:
                 fut = producer.send(topic, value=value, key=key)
             except Exception as err:  # noqa: BLE001 - Kafka down (no metadata), too large, or a client bug
-                failed(err)
+                failed(err, in_send=True)
                 return
             fut.add_callback(done)
             fut.add_errback(failed)
@@ -248,6 +259,7 @@ class Collector:
             return
         self._renew.clear()
         old, self._producer = self._producer, fresh
+        self._generation += 1
         m.PRODUCER_RENEWALS.inc()
         log.warning("kafka producer replaced after a non-retriable produce error")
         try:

@@ -165,15 +165,20 @@ def test_a_record_the_broker_refuses_as_too_large_is_sent_truncated_on_a_new_pro
     broker = Broker(max_bytes=100_000)
     c, inbox, acks = _collector(broker)
     inbox.put(_malformed_of(200_000, 1))
-    inbox.put(_good(2, 2.0))
+    beside = _good(2, 2.0)  # with a reading of an unknown meter whose dead letter is ~8 KB
+    body = json.loads(beside.payload)
+    body["readings"].append({"meter": "ghost", "ts": "2026-11-24T16:00:00+08:00", "value": 1.0, "unit": "u" * 6000})
+    inbox.put(Inbound(2, 1, beside.topic, json.dumps(body).encode()))
     c.run_once(0)
     first = broker.producers[0]
     assert first.fatal is not None and acks.mids == []  # message 2 failed on the poisoned producer too
     c.run_once(0)  # replaces the producer, re-sends both: 1 with its dead letter truncated
     assert first.closed and len(broker.producers) == 2
-    (dead,) = _dead(broker)
-    assert dead.reason_code == "malformed_json" and dead.original == _malformed_of(200_000, 1).payload[:4096]
-    assert "original 200000 bytes, sha256 " in dead.reason
+    big, ghost = sorted(_dead(broker), key=lambda d: d.reason_code)
+    assert big.reason_code == "malformed_json" and big.original == _malformed_of(200_000, 1).payload[:4096]
+    assert "original 200000 bytes, sha256 " in big.reason
+    # message 2 was only aborted beside it: sent again as it was, its dead letter whole
+    assert ghost.reason_code == "unknown_meter" and len(ghost.original) > 6000
     assert _values(broker) == [2.0] and sorted(acks.mids) == [1, 2]
     inbox.put(_good(3, 3.0))
     c.run_once(0)
