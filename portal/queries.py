@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.rules.annual import AnnualTceRule
 from analytics.pue import grade as pue_grade
+from analytics.quotas import Limits, find, level_of
 from portal.views import LOCAL, utc_bounds
 from storage.queries import FACTORS, conversion_params
 
@@ -478,7 +479,7 @@ def overview(conn: psycopg.Connection[Any], year: int) -> dict[str, Any]:
                 levels, rows = unit_product(conn, s["id"], product, d0, d1) if d1 >= d0 else ({}, [])
                 kgce = sum(x["kgce_per_t"] * x["output_t"] for x in rows if x["kgce_per_t"] is not None)
                 out_t = sum(x["output_t"] or 0.0 for x in rows if x["kgce_per_t"] is not None)
-                quota_key = quota_status(kgce / out_t if out_t > 0 else None, levels)
+                quota_key = quota_status(kgce / out_t if out_t > 0 else None, levels, product)
                 quota[quota_key] = quota.get(quota_key, 0) + 1
     return {"year": year, "key_user_threshold_tce": KEY_USER_TCE,
             "groups": sorted(out_groups, key=lambda g: (g["city"], g["industry"])),
@@ -486,15 +487,15 @@ def overview(conn: psycopg.Connection[Any], year: int) -> dict[str, Any]:
             "quota_status": [{"status": k, "sites": v} for k, v in sorted(quota.items())]}
 
 
-def quota_status(kgce_per_t: float | None, levels: dict[str, float]) -> str:
+_QUOTA_STATUS: Final = {"1级": "level 1 (advanced)", "2级": "level 2 (new-build)", "3级": "level 3 (within limit)",
+                        "超过3级(不达标)": "exceeds limit"}
+
+
+def quota_status(kgce_per_t: float | None, levels: dict[str, float], product: str = "") -> str:
     """Where a unit consumption sits against the quota levels (GB quota standards: level 3 is
-    the limit for existing plants)."""
-    if kgce_per_t is None or not levels:
+    the limit for existing plants), judged as the rules judge it (``analytics.quotas.level_of``:
+    at the standard's precision, on the limit is compliant)."""
+    q = find(product, "kgce_per_t")
+    if kgce_per_t is None or not levels or q is None:
         return "no data"
-    if kgce_per_t <= levels["level1"]:
-        return "level 1 (advanced)"
-    if kgce_per_t <= levels["level2"]:
-        return "level 2 (new-build)"
-    if kgce_per_t <= levels["level3"]:
-        return "level 3 (within limit)"
-    return "exceeds limit"
+    return _QUOTA_STATUS[level_of(kgce_per_t, q, Limits(levels["level1"], levels["level2"], levels["level3"]))]
