@@ -68,9 +68,19 @@ def initial_state() -> SiteRulesState:
     return SiteRulesState()
 
 
-def restore_state(active: list[AlertEvent]) -> SiteRulesState:
-    """Rule state of a site rebuilt from its stored active alerts (transitions, any order)."""
-    return SiteRulesState(active=lifecycle.restore(active))
+def restore_state(active: list[AlertEvent], newest_stored: datetime | None = None) -> SiteRulesState:
+    """Rule state of a site rebuilt from its stored active alerts (transitions, any order) and
+    the time of its newest stored reading.
+
+    The worker stores a poll's readings and the transitions evaluated from them in one
+    transaction, and evaluation never goes back in event time, so a stored reading has been
+    evaluated: evaluation resumes after ``floor_bucket(newest_stored)``, exactly where it had
+    got (``last_end``). Readings at or before it -- a redelivered poll, a topic replayed from the
+    start -- are applied to the energy state (which recognises them) but evaluated again at no
+    edge, so they add no transition: not an ``updated`` compared with the latest value, not a
+    clear or reopen at an old time. ``None`` (no stored reading) starts from scratch."""
+    last_end = floor_bucket(newest_stored) if newest_stored is not None else None
+    return SiteRulesState(active=lifecycle.restore(active), last_end=last_end)
 
 
 def _by_role(specs: Mapping[int, MeterSpec], *roles: str) -> dict[int, MeterSpec]:

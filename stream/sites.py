@@ -94,7 +94,9 @@ class SiteEngine:
         if rows:
             state, _ = se.apply_readings(state, specs, rows)
         self._energy[site_id] = state
-        self._rules[site_id] = engine.restore_state(self._active(site_id))
+        # a stored reading was evaluated in the poll that stored it: resume after the newest
+        newest = max((r[1] for r in rows), default=None)
+        self._rules[site_id] = engine.restore_state(self._active(site_id), newest)
         m.SITES.set(len(self._energy))
         log.info("site state rebuilt site_id=%s readings=%s day_rollups=%s", site_id, len(rows), n_days)
 

@@ -172,3 +172,16 @@ def test_meters_whose_gateways_went_quiet_are_flagged_silent_by_the_wall_clock(
                     and len(r) >= 4 and r, 30, "4 silent meters")
     assert sorted(code for code, _, _ in rows) == ["facility-main", "facility-main", "it-main", "it-main"]
     assert all(value >= threshold == 4.0 for _, value, threshold in rows)
+
+
+def test_a_healthy_stream_quarantines_nothing_and_the_rules_never_failed(
+    running: tuple[Pipeline, dict[str, GroundTruth]],
+) -> None:
+    p, truths = running
+    # every published reading stored (2 sites × 2 meters × 24 quarter-hours = 96, plus the good
+    # reading of the bad-input test when it ran first), none set aside
+    assert p.sql("SELECT count(*) FROM readings")[0][0] >= sum(t.readings for t in truths.values()) == 96
+    assert p.sql("SELECT count(*) FROM quarantine") == [(0,)]
+    assert p.sql("SELECT count(*) FROM dead_letters WHERE reason_code IN ('internal_error', 'storage_refused')") == [(0,)]
+    worker = next(x for x in p.procs if x.module == "stream")
+    assert worker.popen.poll() is None
