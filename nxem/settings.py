@@ -8,8 +8,9 @@ fields of these objects: they are read from files when a connection is built.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,23 @@ class EndpointSettings(BaseSettings):
     pg_port: int = Field(default=15432, ge=1, le=65535, description="PostgreSQL port")
     pg_db: str = Field(default="nxem", description="PostgreSQL database")
     metrics_host: str = Field(default="127.0.0.1", description="address the Prometheus /metrics endpoint listens on (0.0.0.0 in a container)")
+    electricity_basis: Literal["calorific_value", "equivalent_value"] = Field(
+        default="calorific_value",
+        description="how electricity is valued in kgce: calorific_value (当量值 0.1229 kgce/kWh, GB/T 2589-2020, the "
+                    "default for 综合能耗) or equivalent_value (等价值, the year's thermal-power rate: set "
+                    "NXEM_ELECTRICITY_EQUIVALENT_KGCE_PER_KWH); selects analytics.coefficients.ElectricityValue. "
+                    "Validated at start-up; the rule engine's and the portal's figures still use 当量值 until they "
+                    "take it (issue 14 follow-up)")
+    electricity_equivalent_kgce_per_kwh: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="等价值 of electricity for NXEM_ELECTRICITY_BASIS=equivalent_value, kgce/kWh (the year's national "
+                    "or plant thermal-power standard-coal rate, about 0.30; no default: it changes every year)")
+
+    @model_validator(mode="after")
+    def _electricity_rate_given(self) -> Self:
+        if self.electricity_basis == "equivalent_value" and self.electricity_equivalent_kgce_per_kwh is None:
+            raise ValueError("NXEM_ELECTRICITY_BASIS=equivalent_value needs NXEM_ELECTRICITY_EQUIVALENT_KGCE_PER_KWH")
+        return self
 
     @property
     def secrets_dir(self) -> Path:
