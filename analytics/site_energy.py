@@ -716,9 +716,13 @@ def _kwh_factor(spec: MeterSpec) -> float:
 
 
 def _tonnes_factor(spec: MeterSpec) -> float:
+    """t per meter unit of a product meter; 0 for a product counted in m3 (coal-to-SNG is judged
+    per m3, GB 30180-2024: no tonnes, its quota rule reads the meter's quantity)."""
     base, factor = scale_unit(spec.unit)
+    if base == "m3":
+        return 0.0
     if base != "kg":
-        raise ConversionError(f"product meter {spec.meter_id} must be metered in t or kg, not {spec.unit!r}")
+        raise ConversionError(f"product meter {spec.meter_id} must be metered in t, kg or m3, not {spec.unit!r}")
     return factor / 1000.0
 
 

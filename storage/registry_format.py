@@ -358,8 +358,9 @@ def _check_conversion(c: _Ctx, path: str, code: str, role: str, carrier: str, un
     if role in ("it_load", "total_facility") and base != "kWh":
         raise c.fail(f"{path}.unit", f"meter {code!r}: a {role} meter is metered in kWh, MWh or GWh, not {unit!r}")
     if role == "product_output":
-        if base != "kg":
-            raise c.fail(f"{path}.unit", f"meter {code!r}: a product_output meter is metered in t or kg, not {unit!r}")
+        if base not in ("kg", "m3"):
+            raise c.fail(f"{path}.unit", f"meter {code!r}: a product_output meter is metered in t, kg or m3 "
+                                         f"(coal-to-SNG), not {unit!r}")
         return
     if role == "it_load":
         return

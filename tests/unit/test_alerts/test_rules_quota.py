@@ -273,6 +273,20 @@ def test_coal_to_liquids_divides_by_tonnes_of_oil_equivalent() -> None:
     assert _judge("coal_oil_indirect", "kgce_per_toe", 280_005.6, 102.0)[0].value == pytest.approx(2745.1529, abs=1e-4)
 
 
+def test_coal_to_sng_divides_by_cubic_metres_and_is_compliant_on_the_limit() -> None:
+    # GB 30180-2024 煤制天然气 3级 1.4 kgce/m3 (one decimal): 2 000 t coal × 714.3 = 1 428 600 kgce for
+    # 100 × 10⁴ m3 = 1 000 000 m3 of SNG = 1.4286 kgce/m3 -> 1.4 at the stated precision: compliant
+    specs = {1: spec(1, "raw_coal", "t", "consumed"), 2: spec(2, "product", "10^4 m3", "product_output", "coal_to_sng")}
+    rules = rules_for(("coal_to_sng", "kgce_per_m3"))
+    energy = energy_of(specs, {1: 2000.0, 2: 100.0})
+    got = day_inputs(rules, specs, energy)["quota_exceeded.coal_to_sng.kgce_per_m3.day"]
+    assert (got.energy, got.output) == pytest.approx((1_428_600.0, 1_000_000.0))
+    assert run_site(rules, specs, energy) == []
+    # 2 100 t: 1 500 030 kgce / 10⁶ m3 = 1.50003 -> 1.5 > 1.4
+    assert [e.threshold for e in run_site(rules, specs, energy_of(specs, {1: 2100.0, 2: 100.0}))
+            if e.rule.endswith(".day")] == [1.4]
+
+
 def test_quota_rules_helper_covers_every_indicator_of_a_product() -> None:
     assert [r.quota.indicator for r in quota_rules("aluminium")] == [
         "kwh_per_t", "liquid_comprehensive_kwh_per_t", "ingot_kwh_per_t", "kgce_per_t"]

@@ -188,7 +188,7 @@ def test_every_coefficient_of_analytics_is_loadable() -> None:
     (m("x", "unobtainium", "kg"), "coefficient", "known carriers"),
     (m("x", unit="furlong"), "unit", "unknown unit"),
     (m("x", unit="m3", role="it_load"), "unit", "kWh, MWh or GWh"),
-    (m("x", "product", "m3", "product_output", product="calcium_carbide"), "unit", "t or kg"),
+    (m("x", "product", "MJ", "product_output", product="calcium_carbide"), "unit", "t, kg or m3"),
     (m("x", "heat", "GJ", "exported", feedstock=True), "feedstock", "only a consumed meter"),
     (m("x", product="methanol"), "product", "does not declare"),
     (m("x", shares={"calcium_carbide": 0.5, "methanol": 0.5}), "shares.methanol", "does not declare"),
