@@ -32,6 +32,26 @@ class KafkaUnavailable(BackendUnavailable):
     """Kafka is down or refused the call (the loop backs off and retries)."""
 
 
+def _built(cls: Any, config: dict[str, Any]) -> Any:
+    """``cls(**config)`` for a kafka-python client. When its constructor fails (a bootstrap
+    timeout while Kafka is down), kafka-python 3.0.12 leaves the client's IO thread running:
+    measured here, one more thread per failed attempt, so a process retrying through an outage
+    would pile them up. Stop what the half-built client started before the error goes on."""
+    client = cls.__new__(cls)
+    try:
+        client.__init__(**config)
+    except BaseException:
+        for part, stop in (("_client", "close"), ("_net", "stop")):
+            started = getattr(client, part, None)
+            if started is not None:
+                try:
+                    getattr(started, stop)()
+                except Exception:  # noqa: BLE001 - best effort on a client that failed to start
+                    pass
+        raise
+    return client
+
+
 def _servers(bootstrap: str) -> list[str]:
     return [s.strip() for s in bootstrap.split(",") if s.strip()]
 
@@ -149,7 +169,7 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProd
     )
     config.update(overrides)
     try:
-        return KafkaProducer(**config)
+        return _built(KafkaProducer, config)
     except KafkaError as err:
         raise KafkaUnavailable(f"Kafka producer for {bootstrap}: {err}") from err
 
@@ -172,7 +192,7 @@ def make_consumer(bootstrap: str, group_id: str, client_id: str, **overrides: An
     )
     config.update(overrides)
     try:
-        consumer = KafkaConsumer(**config)
+        consumer = _built(KafkaConsumer, config)
     except KafkaError as err:
         raise KafkaUnavailable(f"Kafka consumer for {bootstrap}: {err}") from err
     return consumer
@@ -283,7 +303,9 @@ def _ignore(_parts: frozenset[Partition]) -> None:
 class GroupConsumer:
     """A consumer subscribed to ``topics`` in its group that can be built again (the
     watchdog's remedy). The rebalance callbacks get plain ``(topic, partition)`` sets; on a
-    rebuild the old consumer's partitions are passed to ``on_revoked`` as in a rebalance.
+    rebuild the old consumer's partitions are passed to ``on_revoked`` as in a rebalance (once
+    by kafka-python's ``close`` when it can still reach the group, once here in any case:
+    ``on_revoked`` must bear being called twice).
 
     Also what ``key_owner`` needs (``partitions_for_topic``, ``assignment``) of the current
     consumer. Not thread-safe, like the consumer: use it from the loop's thread."""
@@ -346,10 +368,10 @@ class ClusterWatch:
 
     def _client(self) -> KafkaAdminClient:
         if self._admin is None:
-            self._admin = KafkaAdminClient(
+            self._admin = _built(KafkaAdminClient, dict(
                 bootstrap_servers=_servers(self._bootstrap), client_id=self._client_id,
                 request_timeout_ms=self._timeout_ms, bootstrap_timeout_ms=self._timeout_ms,
-            )
+            ))
         return self._admin
 
     def partitions(self) -> dict[str, int]:
