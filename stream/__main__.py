@@ -173,8 +173,8 @@ def _wait_for_topics(cluster: ClusterWatch, health: Health, patience_s: float, s
     gets an empty assignment (``No partition metadata for topic``) and, with kafka-python 3.0.x,
     may keep none for good. Logged every 10 s; after ``patience_s`` (and every ``patience_s``
     again) an error naming the missing topic(s); never gives up. False when stopped."""
-    t0 = last_log = time.monotonic()
-    next_error = t0 + patience_s
+    t0 = time.monotonic()
+    last_log, next_error = t0 - 10, t0 + patience_s  # the first miss is logged at once
     while not stop.is_set():
         health.beat()
         try:
