@@ -17,6 +17,8 @@
 * Every run then (re)sets the LOGIN roles' passwords from their files (generated when absent,
   see storage/roles.py) as SCRAM verifiers computed client-side, so the clear text never
   reaches the server or its logs; and re-applies the TimescaleDB policies.
+* Every run finally writes the reference rows (``coefficients``, ``quotas``) from analytics
+  (``storage.registry.sync_reference``): migrations hold no copy of those numbers.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from psycopg import sql
 from nxem.settings import REPO_ROOT
 from storage import roles, timescale
 from storage.errors import StorageError, TimescaleError
+from storage.registry import sync_reference
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,7 @@ def migrate(
             set_role_passwords(conn, secrets_dir or default_secrets_dir())
             if chosen == "timescale":
                 timescale.apply_policies(conn, policies or timescale.Policies())
+        sync_reference(conn)  # coefficients and quotas from analytics, the one source (issue 14)
         for line in roles.owner_hba_warnings(conn):
             log.warning("%s could admit the schema owner %s without a password; put these first in "
                         "pg_hba.conf (deploy/README.md): %s", line, roles.OWNER, " | ".join(roles.OWNER_HBA_LINES))

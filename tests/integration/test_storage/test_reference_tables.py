@@ -37,6 +37,12 @@ def test_the_database_holds_every_coefficient_and_quota_row_of_analytics(db: Db)
     assert quotas[("calcium_carbide", "kgce_per_t")][1:4] == (805, 823, 940)
 
 
+def test_a_migrated_database_holds_them_before_any_registry_load(db: Db) -> None:
+    assert db.sql("SELECT count(*) FROM coefficients") == [(26,)]
+    assert db.sql("SELECT count(*) FROM quotas") == [(79,)]
+    assert db.sql("SELECT unit, kgce_per_unit FROM coefficients WHERE id = 'raw_coal'") == [("kg", 0.7143)]
+
+
 def test_sync_touches_nothing_when_nothing_changed_and_drops_stale_quota_rows(db: Db) -> None:
     load_demo(db)
     before = db.sql("SELECT id, xmin::text FROM coefficients ORDER BY id")
