@@ -72,6 +72,7 @@ def _plant() -> dict[str, Any]:
                 m("utility", shares={"calcium_carbide": 0.25, "methanol": 0.75}),
                 m("coal", "raw_coal", "t", product="methanol", feedstock=True),
                 m("gas", "natural_gas", "m3", coefficient="natural_gas_oilfield", product="methanol"),
+                m("steam", "steam", "t", coefficient="steam_3.5MPa", product="methanol"),
                 m("smelter", product="silicomanganese"),
                 m("carbide-out", "product", "t", "product_output", product="calcium_carbide"),
                 m("meoh-out", "product", "t", "product_output", product="methanol"),
@@ -94,13 +95,15 @@ def test_a_plants_boundary_reaches_the_workers_rules(db: Db) -> None:
     assert by_code["coal"].feedstock and not by_code["utility"].feedstock
     # 1 m3 oil-field gas = 1.33 kgce; the 8-digit register wraps at 10⁸ (99 999 999 + 1)
     assert by_code["gas"].kgce_per_unit == 1.33 and by_code["main-incomer"].rollover == 100_000_000
+    # steam by mass names its pressure row: 1 t at 3.5 MPa = 1 000 × 0.125714 = 125.714 kgce
+    assert by_code["steam"].coefficient == "steam_3.5MPa" and by_code["steam"].kgce_per_unit == 125.714
     reg = build_registry(sites, meters)
     rules = {(r.quota.product, r.quota.indicator): r for r in reg.sites[site.id].quotas}
     alloc = rules[("methanol", "kgce_per_t")].allocation
     assert alloc is not None and alloc.untagged == () and alloc.site == "nd-chem-01"
     ids = {m.code: m.id for m in meters.values()}
     assert dict(alloc.weights["methanol"]) == {ids["utility"]: 0.75, ids["coal"]: 1.0, ids["gas"]: 1.0,
-                                               ids["main-incomer"]: 1.0}
+                                               ids["steam"]: 1.0, ids["main-incomer"]: 1.0}
     assert rules[("calcium_carbide", "kwh_per_t")].meters == frozenset({ids["furnace"]})
     # GB 21341-2022 锰硅合金 冶炼电耗: 4 250 − 100 × (38 − 36) = 4 050 kWh/t
     assert rules[("silicomanganese", "kwh_per_t")].threshold == 4050.0
