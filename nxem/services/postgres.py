@@ -191,7 +191,12 @@ def _config_text(settings: ServiceSettings) -> str:
     ]
     if _wanted_preload():
         lines += [f"shared_preload_libraries = '{_wanted_preload()}'",
-                  "timescaledb.telemetry_level = off"]
+                  "timescaledb.telemetry_level = off",
+                  # one job scheduler per database with the extension, plus the jobs: test runs
+                  # hold dozens of databases, and 8 slots left jobs "failed to start a background
+                  # worker" (takes effect at the next server start; no restart is forced for it)
+                  "max_worker_processes = 64",
+                  "timescaledb.max_background_workers = 48"]
     return "\n".join(lines) + "\n"
 
 

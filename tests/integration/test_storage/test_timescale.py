@@ -123,7 +123,9 @@ def test_the_owner_runs_the_jobs_and_nobody_logs_in_as_it(tsdb: Db) -> None:
         if runs and runs[0][0] > 0:  # finished (successes and failures count at the end of a run)
             break
         time.sleep(0.5)
-    assert [s for _, s in chunk_status(tsdb)] == [COMPRESSED, COMPRESSED]
+    assert [s for _, s in chunk_status(tsdb)] == [COMPRESSED, COMPRESSED], (
+        f"TimescaleDB's scheduler did not finish job {job} within 120 s (job_stats {runs}); a server with "
+        "fewer max_worker_processes than its TimescaleDB databases need logs 'failed to start a background worker'")
     errors = {r[0] for r in tsdb.sql("SELECT err_message FROM timescaledb_information.job_errors"
                                      " WHERE job_id = %s", (job,))}
     assert errors <= {PORTAL_BUG}, errors  # never a permission error; the portal one is upstream's
