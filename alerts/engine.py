@@ -22,7 +22,7 @@ from alerts.rules import annual, budget, quality, quota
 from alerts.rules import pue as pue_rule
 from alerts.rules.annual import AnnualTceRule
 from alerts.rules.budget import BudgetRule
-from alerts.rules.pue import PueRule
+from alerts.rules.pue import PueAnnualRule, PueRule
 from alerts.rules.quality import QualityRule
 from alerts.rules.quota import QuotaRule
 from analytics.coefficients import ConversionError
@@ -33,7 +33,6 @@ from analytics.site_energy import (
     SiteEnergyState,
     floor_bucket,
     validate_spec,
-    window_energy,
 )
 from nxem.contract import AlertEvent, alert_key
 
@@ -49,7 +48,8 @@ class SiteRules:
     site_id: int
     enterprise_id: str
     kind: SiteKind
-    pue: PueRule | None = None
+    pue: PueRule | None = None  # operational warning (short window)
+    pue_annual: PueAnnualRule | None = None  # compliance (annual PUE)
     annual_tce: AnnualTceRule | None = None
     quotas: tuple[QuotaRule, ...] = ()
     budget: BudgetRule | None = None
@@ -83,29 +83,21 @@ def restore_state(active: list[AlertEvent], newest_stored: datetime | None = Non
     return SiteRulesState(active=lifecycle.restore(active), last_end=last_end)
 
 
-def _by_role(specs: Mapping[int, MeterSpec], *roles: str) -> dict[int, MeterSpec]:
-    return {m: s for m, s in specs.items() if s.role in roles}
-
-
 def _pue(rules: SiteRules, rule: PueRule, run: Run, energy: SiteEnergyState,
          specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
-    sub = _by_role(specs, "it_load", "total_facility")
-    roles = {s.role for s in sub.values()}
-    if roles != {"it_load", "total_facility"}:
-        return
-    lasts = [energy.last_reading(m) for m in sub]
-    if any(t is None for t in lasts):
-        return
-    # the window ends where both IT and facility data have arrived: a facility reading whose IT
-    # partner is still in flight must not make a PUE spike
-    data_end = min(end, floor_bucket(min(t for t in lasts if t is not None)))
-    samples = []
-    for e in pue_rule.sample_ends(rule, data_end):
-        w = window_energy(energy, sub, e - rule.window, e)
-        samples.append(pue_rule.PueSample(w.start, w.end, w.facility_kwh, w.it_kwh, w.coverage(sub)))
-    key = alert_key("site", rules.site_id, pue_rule.RULE)
-    inp = pue_rule.PueInput(rules.site_id, rules.enterprise_id, samples)
-    run.set(key, pue_rule.evaluate(rule, run.get(key), inp, now))
+    # the rule owns its inputs (which meters, the windows, the samples): alerts.rules.pue
+    inp = pue_rule.gather(rule, rules.site_id, rules.enterprise_id, energy, specs, end)
+    if inp is not None:
+        key = alert_key("site", rules.site_id, pue_rule.RULE)
+        run.set(key, pue_rule.evaluate(rule, run.get(key), inp, now))
+
+
+def _pue_annual(rules: SiteRules, rule: PueAnnualRule, run: Run, energy: SiteEnergyState,
+                specs: Mapping[int, MeterSpec], day_end: datetime, now: datetime) -> None:
+    inp = pue_rule.gather_annual(rule, rules.site_id, rules.enterprise_id, energy, specs, day_end)
+    if inp is not None:
+        key = alert_key("site", rules.site_id, pue_rule.ANNUAL_RULE)
+        run.set(key, pue_rule.evaluate_annual(rule, run.get(key), inp, now))
 
 
 def _annual(rules: SiteRules, rule: AnnualTceRule, run: Run, energy: SiteEnergyState,
@@ -151,14 +143,13 @@ def _completeness(rules: SiteRules, rule: QualityRule, run: Run, energy: SiteEne
                   specs: Mapping[int, MeterSpec], day_end: datetime, now: datetime) -> None:
     day_start = day_end - timedelta(days=1)
     for meter_id, spec in specs.items():
-        first = energy.first_data(meter_id)
-        if first is None or first >= day_start:
+        readings = quality.day_readings(energy, meter_id, spec, day_end)
+        if readings is None:
             continue  # the meter's first (partial) day is not judged
-        w = window_energy(energy, {meter_id: spec}, day_start, day_end)
         key = alert_key("meter", meter_id, quality.COMPLETENESS_LOW)
         run.set(key, quality.completeness(rule, run.get(key), meter_id=meter_id, enterprise_id=rules.enterprise_id,
-                                          day_start=day_start, readings=w.readings.get(meter_id, 0),
-                                          interval_s=spec.interval_s, now=now))
+                                          day_start=day_start, readings=readings, interval_s=spec.interval_s,
+                                          now=now))
 
 
 def _valid(specs: Mapping[int, MeterSpec]) -> tuple[dict[int, MeterSpec], dict[str, str]]:
@@ -202,6 +193,8 @@ def evaluate_site(
         if rules.quality is not None:
             _quality_bucket(rules, rules.quality, run, energy, specs, now)
         if new_day:
+            if rules.pue_annual is not None:
+                _pue_annual(rules, rules.pue_annual, run, energy, specs, day_end, now)
             if rules.annual_tce is not None:
                 _annual(rules, rules.annual_tce, run, energy, specs, day_end, now)
             if rules.budget is not None:

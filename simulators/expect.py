@@ -171,9 +171,9 @@ def _faults(sc: Scenario, e: Enterprise, s: Site, per_day: Mapping[tuple[str, st
                                       "negative readings")
                 if a is not None:
                     alerts.append(a)
-    per_tick = timedelta(days=1) / sim.interval
     for g in s.gateways:
         for m in g.meters:
+            per_tick = timedelta(days=1) / (m.interval or sim.interval)  # readings a day at its own interval
             counts = per_day.get((g.id, m.code), {})
             d = sim.start.astimezone(CST).date()
             while datetime.combine(d + timedelta(days=1), time(), CST) <= sim.end:

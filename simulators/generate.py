@@ -73,6 +73,7 @@ class _MeterState:
     last_steps: int = 0  # raw register steps at the last tick
     last_increment: int = 0
     last_value: float | None = None  # last value published (stuck faults)
+    pending: float = 0.0  # interval meters: quantity since the meter's last reporting tick, meter unit
 
     def steps(self) -> int:
         m = self.meter
@@ -167,6 +168,7 @@ def _tick_gateway(gs: _GatewayState, sc: Scenario, tick: datetime, k: int) -> li
         m = ms.meter
         amount = quantities.get(m.source, 0.0) * m.share
         ms.cum += amount
+        ms.pending += amount
         applied = [(i, f) for i, f in enumerate(faults)
                    if fired[i] and (f.meter is None or f.meter == m.code)]
         kinds = {f.kind for _, f in applied}
@@ -174,6 +176,9 @@ def _tick_gateway(gs: _GatewayState, sc: Scenario, tick: datetime, k: int) -> li
             if f.kind == "counter_reset" and i not in gs.reset_done:
                 gs.reset_done.add(i)
                 ms.offset_steps -= ms.steps()
+        if not m.due(sim.start, tick):
+            continue  # between two of its reporting instants (a meter with a longer interval)
+        amount, ms.pending = ms.pending, 0.0  # an interval meter reports what it measured since its last report
         if m.kind == "register":
             steps = ms.steps()
             ms.last_increment, ms.last_steps = steps - ms.last_steps, steps
@@ -195,8 +200,8 @@ def _tick_gateway(gs: _GatewayState, sc: Scenario, tick: datetime, k: int) -> li
         ts = (tick + timedelta(seconds=skew)).astimezone(CST)
         ms.last_value = value
         readings.append(Reading(m.code, ts, value + 0.0, tuple(sorted(kinds - {"offline"}))))
-    if gateway_off:
-        return events
+    if gateway_off or not any(ms.meter.due(sim.start, tick) for ms in gs.meters):
+        return events  # offline, or none of its meters reports at this tick: nothing is sent
     for i, f in enumerate(faults):
         if fired[i] and f.kind == "reconnect_storm":
             events.append(Reconnect(gs.gateway.id, max(1, f.count), tick))

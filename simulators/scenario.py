@@ -74,6 +74,13 @@ class Meter:
     share: float = 1.0
     initial: float = 0.0  # register start value, register units
     resolution: float = 0.01  # register/interval resolution, register units
+    #: its reading interval (registry ``interval``): the meter reports at every tick that is a
+    #: whole number of its intervals after the start (an interval meter the quantity since its
+    #: last report); ``None``: every tick of the simulation
+    interval: timedelta | None = None
+
+    def due(self, start: datetime, tick: datetime) -> bool:
+        return self.interval is None or (tick - start) % self.interval == timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,13 +260,17 @@ def _meter(d: Mapping[str, Any], site_kind: str, gw: str, sim: Simulation, key: 
     if not d.get("unit"):
         raise ScenarioError(f"{key}.unit: missing (kWh, t, m3, GJ …)")
     source = s.get("source") or _source(site_kind, role, carrier, coefficient, key)
+    interval = parse_duration(d["interval"], f"{key}.interval") if d.get("interval") is not None else None
+    if interval is not None and (interval <= timedelta(0) or interval % sim.interval):
+        raise ScenarioError(f"{key}.interval: {d['interval']!r} must be a positive multiple of the simulation"
+                            f" interval ({sim.interval})")
     meter = Meter(
         code=code, carrier=carrier, unit=str(d.get("unit", "")), role=cast(Role, role),
         kind=cast(MeterKind, _choice(d.get("kind", "register"), get_args(MeterKind), f"{key}.kind")),
         multiplier=_num(d, "multiplier", key, 1.0), rollover=_num(d, "rollover", key, 1e9),
         coefficient=coefficient, product=d.get("product"), source=source,
         share=_num(s, "share", f"{key}.sim", 1.0), initial=_num(s, "initial", f"{key}.sim", 0.0),
-        resolution=_num(s, "resolution", f"{key}.sim", 0.01),
+        resolution=_num(s, "resolution", f"{key}.sim", 0.01), interval=interval,
     )
     if meter.multiplier <= 0 or meter.rollover <= 0 or meter.resolution <= 0:
         raise ScenarioError(f"{key}: multiplier, rollover and sim.resolution must be positive")
@@ -343,7 +354,7 @@ def parse_scenario(doc: Mapping[str, Any], now: datetime, name: str = "scenario"
                 code=str(s.get("code")), name=str(s.get("name", s.get("code"))), kind=cast(SiteKind, kind),
                 new_build=bool(s.get("new_build", False)),
                 pue_limit=float(s["pue_limit"]) if s.get("pue_limit") is not None else None,
-                pue_window_hours=float(window) if window is not None else 720.0,
+                pue_window_hours=float(window) if window is not None else 168.0,  # the registry's default
                 energy_budget_tce=float(s["energy_budget_tce"]) if s.get("energy_budget_tce") is not None else None,
                 products=products, model=_model(s, kind, products, sk), gateways=tuple(gateways),
             ))

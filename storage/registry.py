@@ -25,9 +25,11 @@ import yaml
 from psycopg.types.json import Jsonb
 
 from analytics.coefficients import COEFFICIENTS, ConversionError, resolve
+from analytics.pue import site_limit, size_class
 from analytics.quotas import ROWS as QUOTA_ROWS
 from storage.errors import StorageError
 from storage.registry_format import (
+    DEFAULT_PUE_LIMIT,
     EnterpriseSpec,
     GatewaySpec,
     MeterSpec,
@@ -87,6 +89,11 @@ class SiteRow:
     industry: str  # of the enterprise
     altitude_m: float | None = None  # GB 16780-2021 altitude correction
     atmospheric_pressure_pa: float | None = None
+    #: data centres: where ``pue_limit`` comes from (the site's own, or by new-build flag and
+    #: size class: analytics.pue.site_limit at registry load); None for rows loaded before 0017
+    pue_limit_source: str | None = None
+    standard_racks: int | None = None
+    it_capacity_kw: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,7 @@ class MeterRow:
     kgce_per_unit: float | None
     shares: tuple[tuple[str, float], ...] = ()  # product -> share of this meter's energy
     feedstock: bool = False  # 原料用能
+    interval_s: int = 900  # reading interval, seconds (divides a day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +163,15 @@ WHERE (enterprises.name, enterprises.city, enterprises.industry)
 """
 _SITE = """
 INSERT INTO sites AS s (code, enterprise_id, kind, name, new_build, pue_limit, pue_window_hours,
-                        energy_budget_tce, products, altitude_m, atmospheric_pressure_pa)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                        energy_budget_tce, products, altitude_m, atmospheric_pressure_pa,
+                        pue_limit_source, standard_racks, it_capacity_kw)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (code) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id, kind = EXCLUDED.kind,
   name = EXCLUDED.name, new_build = EXCLUDED.new_build, pue_limit = EXCLUDED.pue_limit,
   pue_window_hours = EXCLUDED.pue_window_hours, energy_budget_tce = EXCLUDED.energy_budget_tce,
   products = EXCLUDED.products, altitude_m = EXCLUDED.altitude_m,
-  atmospheric_pressure_pa = EXCLUDED.atmospheric_pressure_pa, updated_at = now()
+  atmospheric_pressure_pa = EXCLUDED.atmospheric_pressure_pa, pue_limit_source = EXCLUDED.pue_limit_source,
+  standard_racks = EXCLUDED.standard_racks, it_capacity_kw = EXCLUDED.it_capacity_kw, updated_at = now()
 RETURNING id
 """
 _GATEWAY = """
@@ -172,13 +182,13 @@ WHERE (gateways.enterprise_id, gateways.site_id) IS DISTINCT FROM (EXCLUDED.ente
 """
 _METER = """
 INSERT INTO meters (gateway_id, code, site_id, enterprise_id, carrier, unit, role, kind, multiplier,
-                    rollover, coefficient, product, shares, feedstock)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    rollover, coefficient, product, shares, feedstock, interval_s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (gateway_id, code) DO UPDATE SET site_id = EXCLUDED.site_id,
   enterprise_id = EXCLUDED.enterprise_id, carrier = EXCLUDED.carrier, unit = EXCLUDED.unit,
   role = EXCLUDED.role, kind = EXCLUDED.kind, multiplier = EXCLUDED.multiplier,
   rollover = EXCLUDED.rollover, coefficient = EXCLUDED.coefficient, product = EXCLUDED.product,
-  shares = EXCLUDED.shares, feedstock = EXCLUDED.feedstock,
+  shares = EXCLUDED.shares, feedstock = EXCLUDED.feedstock, interval_s = EXCLUDED.interval_s,
   updated_at = now()
 """
 
@@ -238,9 +248,11 @@ def upsert_registry(conn: psycopg.Connection[Any], registry: Registry) -> Upsert
                     cur.execute(_ENTERPRISE, (e.id, e.name, e.city, e.industry))
                     for s in e.sites:
                         products = json.dumps([_product_json(p) for p in s.products], ensure_ascii=False)
-                        row = cur.execute(_SITE, (s.code, e.id, s.kind, s.name, s.new_build, s.pue_limit,
+                        limit, source = _pue_limit(s)
+                        row = cur.execute(_SITE, (s.code, e.id, s.kind, s.name, s.new_build, limit,
                                                   s.pue_window_hours, s.energy_budget_tce, products, s.altitude_m,
-                                                  s.atmospheric_pressure_pa)).fetchone()
+                                                  s.atmospheric_pressure_pa, source, s.standard_racks,
+                                                  s.it_capacity_kw)).fetchone()
                         assert row is not None
                         site_id = int(row[0])
                         sites += 1
@@ -249,12 +261,22 @@ def upsert_registry(conn: psycopg.Connection[Any], registry: Registry) -> Upsert
                             gateways += 1
                             cur.executemany(_METER, [
                                 (g.id, m.code, site_id, e.id, m.carrier, m.unit, m.role, m.kind, m.multiplier,
-                                 m.rollover, m.coefficient, m.product, Jsonb(dict(m.shares)), m.feedstock)
+                                 m.rollover, m.coefficient, m.product, Jsonb(dict(m.shares)), m.feedstock,
+                                 m.interval_s)
                                 for m in g.meters])
                             meters += len(g.meters)
     except psycopg.errors.IntegrityError as err:
         raise StorageError(f"registry upsert refused by the database: {err}") from err
     return UpsertResult(len(registry.enterprises), sites, gateways, meters)
+
+
+def _pue_limit(s: SiteSpec) -> tuple[float, str | None]:
+    """(PUE limit stored, its source): a data centre's own ``pue_limit``, else 1.2 for a new large
+    or very large centre, else the GB 40879-2021 limit value (analytics.pue.site_limit); a plant
+    keeps the column's value unused."""
+    if s.kind != "data_centre":
+        return (s.pue_limit if s.pue_limit is not None else DEFAULT_PUE_LIMIT), None
+    return site_limit(s.pue_limit, s.new_build, size_class(s.standard_racks, s.it_capacity_kw))
 
 
 def _product_json(p: ProductSpec) -> dict[str, Any]:
@@ -311,12 +333,14 @@ def load_sites(conn: psycopg.Connection[Any]) -> dict[int, SiteRow]:
     """Every site visible to the session, by id."""
     rows = conn.execute(
         "SELECT s.id, s.code, s.enterprise_id, s.kind, s.name, s.new_build, s.pue_limit, s.pue_window_hours,"
-        " s.energy_budget_tce, s.products, e.city, e.industry, s.altitude_m, s.atmospheric_pressure_pa"
+        " s.energy_budget_tce, s.products, e.city, e.industry, s.altitude_m, s.atmospheric_pressure_pa,"
+        " s.pue_limit_source, s.standard_racks, s.it_capacity_kw"
         " FROM sites s JOIN enterprises e ON e.id = s.enterprise_id").fetchall()
     return {
         r[0]: SiteRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
                       tuple(_product_spec(p) for p in r[9]), r[10], r[11], altitude_m=r[12],
-                      atmospheric_pressure_pa=r[13])
+                      atmospheric_pressure_pa=r[13], pue_limit_source=r[14], standard_racks=r[15],
+                      it_capacity_kw=r[16])
         for r in rows
     }
 
@@ -332,11 +356,12 @@ def _kgce_per_unit(role: str, carrier: str, unit: str, coefficient: str | None) 
 
 def meter_row(r: tuple[Any, ...]) -> MeterRow:
     """A ``load_meters`` row (id, gateway, code, site, enterprise, carrier, unit, role, kind,
-    multiplier, rollover, coefficient, product, shares, feedstock) as a ``MeterRow``."""
-    mid, gw, code, site, ent, carrier, unit, role, kind, mult, roll, coef, product, shares, feedstock = r
+    multiplier, rollover, coefficient, product, shares, feedstock, interval_s) as a ``MeterRow``."""
+    mid, gw, code, site, ent, carrier, unit, role, kind, mult, roll, coef, product, shares, feedstock, ival = r
     return MeterRow(mid, gw, code, site, ent, carrier, unit, role, kind, mult, roll, coef, product,
                     _kgce_per_unit(role, carrier, unit, coef),
-                    tuple(sorted((str(k), float(v)) for k, v in (shares or {}).items())), bool(feedstock))
+                    tuple(sorted((str(k), float(v)) for k, v in (shares or {}).items())), bool(feedstock),
+                    int(ival))
 
 
 def load_meters(conn: psycopg.Connection[Any], cache: RowCache[int, MeterRow] | None = None) -> dict[int, MeterRow]:
@@ -344,7 +369,7 @@ def load_meters(conn: psycopg.Connection[Any], cache: RowCache[int, MeterRow] | 
     ``cache`` on every reload to reuse unchanged rows' objects)."""
     rows = conn.execute(
         "SELECT m.id, m.gateway_id, m.code, m.site_id, m.enterprise_id, m.carrier, m.unit, m.role, m.kind,"
-        " m.multiplier, m.rollover, m.coefficient, m.product, m.shares, m.feedstock"
+        " m.multiplier, m.rollover, m.coefficient, m.product, m.shares, m.feedstock, m.interval_s"
         " FROM meters m").fetchall()
     return (cache or RowCache(meter_row, lambda r: r[0])).build(rows)
 

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from alerts.engine import SiteRules
 from alerts.rules.annual import AnnualTceRule
 from alerts.rules.budget import BudgetRule
-from alerts.rules.pue import PueRule
+from alerts.rules.pue import PueAnnualRule, PueRule
+from analytics.pue import site_limit, size_class
 from alerts.rules.quota import QuotaRule
 from analytics.quotas import QUOTAS, MeterUse, QuotaParams, allocate, find
 from analytics.site_energy import MeterSpec
@@ -102,13 +103,20 @@ def _quota_rules(site: SiteRowLike, meters: Sequence[MeterRowLike]) -> list[Quot
 
 
 def site_rules(site: SiteRowLike, meters: Sequence[MeterRowLike] = ()) -> SiteRules:
-    pue = annual = None
+    pue = pue_annual = annual = None
     quotas: list[QuotaRule] = []
     if site.kind == "data_centre":
-        pue = PueRule(
-            limit=site.pue_limit if site.pue_limit is not None else PueRule().limit,
+        # the limit stored at registry load (storage.registry: the site's own, else by new-build
+        # flag and size class), or derived here the same way when a row has none
+        limit, source = site.pue_limit, getattr(site, "pue_limit_source", None)
+        if limit is None or source is None:
+            size = size_class(getattr(site, "standard_racks", None), getattr(site, "it_capacity_kw", None))
+            limit, source = site_limit(limit, site.new_build, size)
+        pue = PueRule(  # the operational warning on the site's short window
+            limit=limit, limit_source=source,
             window=timedelta(hours=site.pue_window_hours) if site.pue_window_hours else PueRule().window,
         )
+        pue_annual = PueAnnualRule(limit=limit, limit_source=source)  # compliance: the annual PUE
         annual = AnnualTceRule()
     else:
         quotas = _quota_rules(site, meters)
@@ -116,7 +124,7 @@ def site_rules(site: SiteRowLike, meters: Sequence[MeterRowLike] = ()) -> SiteRu
     return SiteRules(
         site_id=site.id, enterprise_id=site.enterprise_id,
         kind="data_centre" if site.kind == "data_centre" else "plant",
-        pue=pue, annual_tce=annual, quotas=tuple(quotas), budget=budget,
+        pue=pue, pue_annual=pue_annual, annual_tce=annual, quotas=tuple(quotas), budget=budget,
     )
 
 
@@ -126,6 +134,7 @@ def meter_spec(m: MeterRowLike) -> MeterSpec:
         role=m.role,  # type: ignore[arg-type]  # validated by the registry loader
         kind=m.kind,  # type: ignore[arg-type]
         multiplier=m.multiplier, rollover=m.rollover, coefficient=m.coefficient, product=m.product,
+        interval_s=float(getattr(m, "interval_s", 900)),  # the registry's reading interval
     )
 
 

@@ -6,6 +6,12 @@ checks the collector/reporting use directly: timestamp too far in the future; da
 the monthly total differing by more than 5 %. All thresholds are configurable (the sources are
 secondary reproductions of the national requirements).
 
+Each meter is judged on its own reading interval (registry ``interval``, default 15 minutes;
+30 min and 1 h are allowed): completeness = readings of a local day ÷ (86 400 s ÷ interval),
+≥ 90 % -- "uploaded data must be at least 90 % complete ... an hourly indicator expects 24 a
+day" (national online-monitoring requirements, shared/reference/README.md,
+secondary-reproduction); silence = no reading for ``silent_intervals`` of its intervals.
+
 ``month_agreement`` is the daily/monthly rule as a lifecycle rule, run once per closed local
 day by the daily job (``stream/daily.py``): per cumulative-register meter, the sum of its daily
 consumption figures (daily rollup) month-to-date against the month's register difference
@@ -22,7 +28,7 @@ from datetime import datetime, timedelta
 from alerts import lifecycle
 from alerts.lifecycle import Alert
 from analytics.periods import CST, local_date, local_start
-from analytics.site_energy import QualityEvent
+from analytics.site_energy import MeterSpec, QualityEvent, SiteEnergyState, window_energy
 from nxem.contract import AlertEvent, Severity
 
 METER_SILENT = "meter_silent"
@@ -32,6 +38,9 @@ COMPLETENESS_LOW = "completeness_low"
 DAILY_MONTHLY_MISMATCH = "daily_monthly_mismatch"
 FUTURE_TIMESTAMP = "future_timestamp"
 SOURCE = "national online-monitoring upload requirements (secondary-reproduction; configurable)"
+COMPLETENESS_SOURCE = ("national online-monitoring upload requirements: completeness = uploaded ÷ expected points"
+                       " ≥ 90 %, an hourly indicator expects 24 a day (shared/reference/README.md;"
+                       " secondary-reproduction)")
 #: QualityEvent kind -> alert rule name
 FLAG_RULES = {"counter_backwards": COUNTER_BACKWARDS, "out_of_range": VALUE_OUT_OF_RANGE}
 
@@ -78,9 +87,20 @@ def flagged(rule: QualityRule, state: Alert | None, *, rule_name: str, enterpris
     return lifecycle.clear(state, now)
 
 
+def day_readings(energy: SiteEnergyState, meter_id: int, spec: MeterSpec, day_end: datetime) -> int | None:
+    """Readings of the meter on the local day ending at ``day_end`` (each counted on the
+    interval it closes), or ``None`` when that is not a whole day of the meter (its first)."""
+    day_start = day_end - timedelta(days=1)
+    first = energy.first_data(meter_id)
+    if first is None or first >= day_start:
+        return None
+    return window_energy(energy, {meter_id: spec}, day_start, day_end).readings.get(meter_id, 0)
+
+
 def completeness(rule: QualityRule, state: Alert | None, *, meter_id: int, enterprise_id: str, day_start: datetime,
                  readings: int, interval_s: float, now: datetime) -> tuple[Alert | None, list[AlertEvent]]:
-    """Local-day completeness = readings ÷ expected readings (86 400 s ÷ interval) ≥ 90 %."""
+    """Local-day completeness = readings ÷ expected readings (86 400 s ÷ the meter's interval)
+    ≥ 90 %."""
     expected = 86_400 / interval_s
     share = readings / expected
     if share < rule.completeness_min:
@@ -88,7 +108,8 @@ def completeness(rule: QualityRule, state: Alert | None, *, meter_id: int, enter
             state, source_kind="meter", source_id=meter_id, enterprise_id=enterprise_id, rule=COMPLETENESS_LOW,
             severity=rule.severity, at=now, value=round(share, 4), threshold=rule.completeness_min,
             details={"local_date": local_date(day_start), "readings": readings, "expected": expected,
-                     "formula": f"{readings} / {expected:.0f} = {share:.4f}", "source": SOURCE},
+                     "interval_s": interval_s, "formula": f"{readings} / (86 400 s / {interval_s:g} s) = {share:.4f}",
+                     "source": COMPLETENESS_SOURCE},
             policy=lifecycle.UpdatePolicy(min_relative_step=0.0))  # each bad day is worth an update
     return lifecycle.clear(state, now, {"local_date": local_date(day_start), "share": round(share, 4)})
 

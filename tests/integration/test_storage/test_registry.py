@@ -77,8 +77,12 @@ def test_sites_and_meters_carry_every_column(db: Db) -> None:
         sites = {s.code: s for s in load_sites(conn).values()}
         meters = {(m.gateway_id, m.code): m for m in load_meters(conn).values()}
     dc, plant = sites["zw-dc-01"], sites["nd-cc-01"]
+    # defaults: not new-built, size not given -> the GB 40879-2021 limit value 1.50 (the Ningxia
+    # 1.2 is for new large centres), a 7-day operational window, meters every 15 minutes
     assert (dc.enterprise_id, dc.kind, dc.pue_limit, dc.pue_window_hours, dc.new_build) == (
-        DC_ENT, "data_centre", 1.2, 720, False)  # defaults
+        DC_ENT, "data_centre", 1.5, 168, False)
+    assert dc.pue_limit_source is not None and dc.pue_limit_source.startswith("GB 40879-2021")
+    assert {m.interval_s for m in meters.values()} == {900}
     assert (dc.city, dc.industry) == ("中卫", "data_centre")
     assert plant.enterprise_id == PLANT_ENT and [p.product for p in plant.products] == ["calcium_carbide"]
     coke = meters[("gw-nd-a", "coke")]

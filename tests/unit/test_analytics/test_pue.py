@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics.pue import grade, merged_pue, pue
+from analytics.pue import SizeClass, above, grade, merged_pue, pue, site_limit, size_class
 
 
 def test_ten_megawatt_data_centre_worked_example() -> None:
@@ -40,3 +40,42 @@ def test_merged_pue_equals_it_weighted_mean_of_window_pues(windows: list[tuple[f
     it_total = sum(i for _, i in windows)
     weighted = sum((f / i) * i for f, i in windows) / it_total
     assert merged_pue(windows) == pytest.approx(weighted, rel=1e-9)
+
+
+@pytest.mark.parametrize(("racks", "it_kw", "expected"), [
+    (10_000, None, "very_large"),  # 超大型 ≥ 10 000 standard racks
+    (9_999, None, "large"),  # 大型 3 000 ≤ racks < 10 000
+    (3_000, None, "large"),
+    (2_999, None, "small_medium"),  # 中小型 < 3 000
+    (None, 25_000.0, "very_large"),  # 25 000 kW / 2.5 kW a rack = 10 000 racks
+    (None, 8_000.0, "large"),  # 8 MW IT = 3 200 racks
+    (None, 7_497.5, "small_medium"),  # 2 999 racks
+    (2_000, 30_000.0, "small_medium"),  # the racks, when given, decide
+    (None, None, None),
+])
+def test_size_class_by_standard_racks_or_it_capacity(racks: int | None, it_kw: float | None,
+                                                      expected: str | None) -> None:
+    assert size_class(racks, it_kw) == expected
+
+
+@pytest.mark.parametrize(("explicit", "new_build", "size", "limit"), [
+    (None, True, "large", 1.2),  # Ningxia plan: new large and very large centres
+    (None, True, "very_large", 1.2),
+    (None, True, "small_medium", 1.5),  # GB 40879-2021 3级 limit value for the rest
+    (None, True, None, 1.5),  # size unknown: not known to be large
+    (None, False, "very_large", 1.5),  # an existing centre
+    (1.25, False, "small_medium", 1.25),  # the site's own limit wins
+])
+def test_site_limit(explicit: float | None, new_build: bool, size: SizeClass | None, limit: float) -> None:
+    value, source = site_limit(explicit, new_build, size)
+    assert value == limit
+    assert source.startswith("Ningxia plan") == (explicit is None and limit == 1.2)
+    assert source.startswith("GB 40879-2021") == (limit == 1.5)
+
+
+@pytest.mark.parametrize(("value", "over"), [
+    (1.178, False), (1.2, False), (1.204, False),  # 1.204 is 1.20 at the limits' precision: on the limit
+    (1.205, True), (1.21, True),  # 1.205 -> 1.21 (half up) > 1.20
+])
+def test_above_the_limit_at_its_precision(value: float, over: bool) -> None:
+    assert above(value, 1.2) is over

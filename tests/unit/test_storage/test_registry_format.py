@@ -28,12 +28,14 @@ def doc() -> dict[str, Any]:
 
 def test_defaults_are_applied() -> None:
     site = parse_registry(doc()).enterprises[0].sites[0]
+    # no pue_limit: derived at load from the new-build flag and size class; a 7-day operational window
     assert (site.pue_limit, site.pue_window_hours, site.new_build, site.energy_budget_tce, site.products) == (
-        1.2, 720, False, None, ())
+        None, 168, False, None, ())
+    assert (site.standard_racks, site.it_capacity_kw) == (None, None)
     meter = site.gateways[0].meters[0]
     # digits 9: the register wraps at 10⁹
     assert (meter.multiplier, meter.rollover, meter.coefficient, meter.product) == (1.0, 1e9, None, None)
-    assert (meter.shares, meter.feedstock) == ((), False)
+    assert (meter.shares, meter.feedstock, meter.interval_s) == ((), False, 900)  # 15 minutes
 
 
 def test_scenario_blocks_are_ignored() -> None:
