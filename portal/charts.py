@@ -8,10 +8,11 @@ scripts, and identical in the browser tests. Values are whatever unit the caller
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from html import escape
+from typing import Any
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 
@@ -21,6 +22,7 @@ class Series:
     label: str
     points: Sequence[tuple[datetime, float | None]]
     color: str | None = None
+    dash: str | None = None  # an SVG stroke-dasharray: a projection, not a measurement
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,8 @@ def line_chart(chart: Chart, series: Sequence[Series], hlines: Sequence[HLine] =
                            f'height="{abs(y(lo) - yy):.1f}" fill="{color}"><title>{_fmt(v)}</title></rect>')
         else:
             path = " ".join(f"{'M' if j == 0 else 'L'}{x(ts):.1f},{y(v):.1f}" for j, (ts, v) in enumerate(good))
-            out.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="1.6"/>')
+            dash = f' stroke-dasharray="{escape(s.dash)}"' if s.dash else ""
+            out.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="1.6"{dash}/>')
             if len(good) == 1:
                 out.append(f'<circle cx="{x(good[0][0]):.1f}" cy="{y(good[0][1]):.1f}" r="3" fill="{color}"/>')
         out.append(f'<rect x="{legend_x}" y="{top - 20}" width="10" height="10" fill="{color}"/>'
@@ -150,3 +153,36 @@ def line_chart(chart: Chart, series: Sequence[Series], hlines: Sequence[HLine] =
                    f'fill="{hl.color}">{escape(hl.label)} {_fmt(hl.value)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def annual_projection(rolling: Sequence[tuple[datetime, float | None]], details: Mapping[str, Any],
+                      threshold: float) -> list[tuple[datetime, float]]:
+    """The projection line of a ``dc_annual_tce`` alert, from the rule's own figures (its
+    details): from the last rolling 12-month point to the projected crossing of ``threshold``
+    when the rule gave a date, else to where the rolling sum tends in a year at the recent rate
+    (``projected_rolling_12_months_tce`` = rate × 365: after a year at a constant rate the
+    rolling sum is rate × 365); empty without a recent rate."""
+    known = [(t, v) for t, v in rolling if v is not None and math.isfinite(v)]
+    if not known:
+        return []
+    t0, v0 = known[-1]
+    when = details.get("projected_date")
+    if isinstance(when, str):
+        return [(t0, v0), (datetime.fromisoformat(when), threshold)]
+    tends = details.get("projected_rolling_12_months_tce")
+    if isinstance(tends, int | float):
+        return [(t0, v0), (t0 + timedelta(days=365), float(tends))]
+    return []
+
+
+def annual_chart(rolling: Sequence[tuple[datetime, float | None]], details: Mapping[str, Any], threshold: float,
+                 tz: tzinfo | None = None) -> str:
+    """The ``dc_annual_tce`` alert's chart: the rolling 12-month total (tce, one point a local
+    day), its projection at the recent rate (dashed), and the key-unit line."""
+    chart = Chart("Rolling 12-month comprehensive energy consumption (early warning; designation is by"
+                  " calendar year)", "tce", tz=tz)
+    series = [Series("rolling 12 months", rolling)]
+    projection = annual_projection(rolling, details, threshold)
+    if projection:
+        series.append(Series("projection at the recent rate", projection, "#ff7f0e", dash="6 4"))
+    return line_chart(chart, series, [HLine(threshold, "重点用能单位 tce/yr")])

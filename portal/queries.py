@@ -23,6 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from alerts.rules.annual import RULE as ANNUAL_RULE
 from alerts.rules.annual import AnnualTceRule
 from analytics.pue import grade as pue_grade
 from analytics.quotas import Limits, find, level_of
@@ -208,7 +209,7 @@ _PERIOD_TRUNC: Final = {"15min": "bucket", "hour": "bucket", "day": "day",
 MAX_DAYS: Final[dict[str, int]] = {"15min": 31, "hour": 366}
 
 #: The rolling 12 months of the data-centre 10 000 tce rule: ``alerts.rules.annual``
-#: (``AnnualTceRule.period`` = 365 days), which ``alerts.engine._annual`` sums over
+#: (``AnnualTceRule.period`` = 365 days), which ``alerts.rules.annual.gather`` sums over
 #: [end − period, end) with ``end`` the local midnight closing the day just completed, i.e. the
 #: 365 local days up to and including that day, over the data held (a lower bound while less
 #: than that is held). The same definition here, from the same number.
@@ -418,8 +419,10 @@ def acknowledge(conn: psycopg.Connection[Any], alert: dict[str, Any], username: 
 
 def alert_series(conn: psycopg.Connection[Any], alert: dict[str, Any]) -> tuple[str, list[tuple[datetime, float | None]]]:
     """(label, points) of the series that triggered the alert: daily PUE for PUE rules, the
-    daily unit consumption for quota rules, daily tce otherwise; over the alert's window
-    (or the 30 days before it), up to its clear or now."""
+    daily unit consumption for quota rules, the rolling 12-month tce for the 10 000 tce rule
+    (the year up to the day the alert was last evaluated; its projection is drawn from the
+    alert's details, ``charts.annual_chart``), daily tce otherwise; over the alert's window (or
+    the 30 days before it), up to its clear or now."""
     details = alert["details"]
     end = (alert["cleared_at"] or datetime.now(timezone.utc)).astimezone(LOCAL).date()
     start_s = details.get("window_start")
@@ -433,6 +436,11 @@ def alert_series(conn: psycopg.Connection[Any], alert: dict[str, Any]) -> tuple[
     if alert["rule"].startswith("pue"):
         rows = pue(conn, site_id, start, end)
         return "daily PUE", [(datetime.combine(r["period_start"], noon, LOCAL), r["pue"]) for r in rows]
+    if alert["rule"] == ANNUAL_RULE:  # the rolling 12 months (a point a day) over the year to the rule's day
+        as_of = details.get("as_of_local_date")
+        last = min(end, date.fromisoformat(as_of)) if isinstance(as_of, str) else end
+        rows = energy(conn, site_id, "rolling12", last - timedelta(days=ROLLING_DAYS), last)
+        return "rolling 12-month tce", [(datetime.combine(r["period_start"], noon, LOCAL), r["tce"]) for r in rows]
     product = details.get("product")
     if alert["rule"].startswith("quota") and isinstance(product, str):
         _, urows = unit_product(conn, site_id, product, start, end)

@@ -126,6 +126,8 @@ def unit_product_chart(product: str, points: Sequence[Mapping[str, Any]], levels
 
 
 def alert_chart(alert: Mapping[str, Any], points: Sequence[tuple[datetime, float | None]], label: str) -> str:
+    if alert.get("rule") == "dc_annual_tce" and alert.get("threshold") is not None:  # rolling 12 months + projection
+        return charts.annual_chart(points, alert.get("details") or {}, float(alert["threshold"]), tz=LOCAL)
     chart = charts.Chart(f"Series that triggered: {label}", str(alert.get("details", {}).get("unit", "")), tz=LOCAL)
     hl = [charts.HLine(float(alert["threshold"]), "threshold")] if alert.get("threshold") is not None else []
     return charts.line_chart(chart, [charts.Series(label, points)], hl)
