@@ -37,3 +37,19 @@ def test_csrf_binds_secret_and_session() -> None:
 def test_generated_passwords_are_long_and_distinct() -> None:
     a, b = security.new_password(), security.new_password()
     assert a != b and len(a) >= 20
+
+
+def test_login_csrf_binds_secret_and_nonce() -> None:
+    secret = b"s" * 32
+    tok = security.login_csrf_token(secret, "nonce-a")
+    assert security.login_csrf_ok(secret, "nonce-a", tok)
+    assert not security.login_csrf_ok(secret, "nonce-b", tok)
+    assert not security.login_csrf_ok(secret, None, tok)
+    assert not security.login_csrf_ok(secret, "nonce-a", None)
+    assert tok != security.csrf_token(secret, "nonce-a"), "a login token is not a session token"
+
+
+def test_a_non_ascii_token_is_wrong_not_an_error() -> None:
+    secret = b"s" * 32
+    assert not security.csrf_ok(secret, "session-a", "é" * 64)
+    assert not security.login_csrf_ok(secret, "nonce-a", "\u4e2d" * 64)
