@@ -43,3 +43,10 @@ def test_a_timescale_database_stays_timescale(tsdb: Db) -> None:
         migrate(tsdb.admin, backend="native", secrets_dir=secrets)
     assert migrate(tsdb.admin, backend="auto", secrets_dir=secrets) == []
     assert tsdb.timescale
+
+
+def test_the_portal_and_ingest_sessions_run_without_jit(db: Db) -> None:
+    """0018: JIT compilation cost the portal 0.4-0.5 s a query on the native rollup views."""
+    for role in ("nxem_portal", "nxem_ingest"):
+        with db.connect(role) as conn:
+            assert conn.execute("SHOW jit").fetchone() == ("off",), role
