@@ -4,7 +4,7 @@
   partitions, ready (200) with every declared check ok; /metrics still served on that port;
 * a worker whose database is unreachable (a port nothing listens on): live, not ready (503)
   with the database check failing and saying why, and it stays up, retrying (no crash loop);
-* a collector whose readings topic does not exist: live, not ready, the Kafka check names it;
+* a collector whose readings topic is deleted under it: live, not ready, the Kafka check names it;
 * the portal: live and ready, /metrics counts its requests; with an unreachable database
   live and not ready.
 """
@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from nxem.harness import REPO, Pipeline, Proc, free_port, metric, pipeline, wait_for
+from nxem.harness import (REPO, Pipeline, Proc, create_topics, delete_topics, free_port, metric, pipeline,
+                          wait_for)
 from nxem.services import ServiceSettings
 
 pytestmark = pytest.mark.integration
@@ -108,19 +109,30 @@ def test_worker_with_unreachable_database_is_live_but_not_ready(p: Pipeline) -> 
     assert _get(port, "/readyz")[0] == 503
 
 
-def test_collector_without_its_topic_is_live_but_not_ready(p: Pipeline) -> None:
-    missing = f"nxem.readings.missing{p.suffix}"
-    collector = p.start_collector(name="collector-notopic", NXEM_TOPIC_READINGS=missing)
+def test_collector_whose_topic_goes_away_is_live_but_not_ready(p: Pipeline) -> None:
+    """(A collector refuses to start without its topics: the start-up record-limit check.)"""
+    own = {k: f"nxem.{k}.gone{p.suffix}" for k in ("readings", "deadletter")}
+    bootstrap = p.settings.kafka_bootstrap
+    create_topics(bootstrap, list(own.values()), 1)
+    try:
+        collector = p.start_collector(name="collector-gone", NXEM_TOPIC_READINGS=own["readings"],
+                                      NXEM_TOPIC_DEADLETTER=own["deadletter"])
+        port = collector.metrics_port
+        wait_for(lambda: _get(port, "/readyz")[0] == 200, 60, "the collector ready")
+        delete_topics(bootstrap, [own["readings"]])
 
-    def kafka_failing() -> dict[str, Any] | None:
-        status, body = _get(collector.metrics_port, "/readyz")
-        seen = status == 503 and body["checks"]["kafka"]["detail"] != "not seen yet"
-        return body if seen else None
+        def kafka_failing() -> dict[str, Any] | None:
+            _alive(collector)
+            status, body = _get(port, "/readyz")
+            return body if status == 503 and not body["checks"]["kafka"]["ok"] else None
 
-    body = wait_for(kafka_failing, 60, "the collector reporting Kafka")
-    assert missing in body["checks"]["kafka"]["detail"], body
-    assert body["checks"]["mqtt"]["ok"] and body["checks"]["database"]["ok"], body
-    assert _get(collector.metrics_port, "/healthz")[0] == 200
+        body = wait_for(kafka_failing, 60, "the collector reporting its topic gone")
+        assert own["readings"] in body["checks"]["kafka"]["detail"], body
+        assert body["checks"]["mqtt"]["ok"] and body["checks"]["database"]["ok"], body
+        assert _get(port, "/healthz")[0] == 200
+        _alive(collector)
+    finally:
+        delete_topics(bootstrap, list(own.values()))
 
 
 def _portal(p: Pipeline, name: str, tmp_path: Path, **env: str) -> tuple[Proc, int]:
