@@ -11,6 +11,7 @@ computed by the simulator's ground truth, independent of the pipeline's code).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,9 @@ from nxem.harness import Pipeline, consume_all, pipeline, wait_for
 pytestmark = pytest.mark.integration
 
 HOT_ENT, COOL_ENT = "91640500MA76L8XK3A", "91640500MA76L8XL15"
+# gateways of this run only: every collector on the shared broker receives every run's messages
+RUN = uuid.uuid4().hex[:8]
+HOT_GW, COOL_GW = f"gw-e2e-hot-{RUN}", f"gw-e2e-cool-{RUN}"
 HOURS = 6  # 24 quarter-hours per meter: the 1-hour window is full many times over
 IT_KW = 2000.0
 
@@ -52,8 +56,8 @@ def _doc(ent: str, code: str, gw: str, pue: float, start: datetime) -> dict[str,
 def running(services: ServiceSettings) -> Iterator[tuple[Pipeline, dict[str, GroundTruth]]]:
     start = _start()
     docs = {
-        "hot": _doc(HOT_ENT, "e2e-dc-hot", "gw-e2e-hot", 1.3, start),
-        "cool": _doc(COOL_ENT, "e2e-dc-cool", "gw-e2e-cool", 1.1, start),
+        "hot": _doc(HOT_ENT, "e2e-dc-hot", HOT_GW, 1.3, start),
+        "cool": _doc(COOL_ENT, "e2e-dc-cool", COOL_GW, 1.1, start),
     }
     with pipeline(services) as p:
         p.register(*docs.values())
@@ -127,15 +131,15 @@ def test_bad_input_is_dead_lettered_and_good_readings_beside_it_are_stored(
         {"meter": "no-such-meter", "ts": ts.isoformat(), "value": 1.0},  # unknown meter
         {"meter": "facility-main", "ts": (ts + timedelta(days=2)).isoformat(), "value": 1.0},  # future
     ]
-    msg = {"schema": "nxem.gateway/1", "enterprise": HOT_ENT, "gateway": "gw-e2e-hot", "seq": 10_000,
+    msg = {"schema": "nxem.gateway/1", "enterprise": HOT_ENT, "gateway": HOT_GW, "seq": 10_000,
            "sent_at": ts.isoformat(), "readings": [bad[0], good, bad[1], bad[2]]}
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"e2e-bad-{p.suffix}", protocol=mqtt.MQTTv5)
     client.connect(p.settings.mqtt_host, p.settings.mqtt_port)
     client.loop_start()
     try:
         infos = [
-            client.publish(topic_for(HOT_ENT, "gw-e2e-hot"), json.dumps(msg), qos=1),
-            client.publish(topic_for(HOT_ENT, "gw-e2e-hot"), b"{definitely not json", qos=1),
+            client.publish(topic_for(HOT_ENT, HOT_GW), json.dumps(msg), qos=1),
+            client.publish(topic_for(HOT_ENT, HOT_GW), b"{definitely not json", qos=1),
         ]
         for info in infos:
             info.wait_for_publish(10)
@@ -143,19 +147,20 @@ def test_bad_input_is_dead_lettered_and_good_readings_beside_it_are_stored(
         client.loop_stop()
         client.disconnect()
 
-    meter_id = p.sql(
-        "SELECT m.id FROM meters m WHERE m.gateway_id = 'gw-e2e-hot' AND m.code = 'it-main'"
-    )[0][0]
+    meter_id = p.sql("SELECT m.id FROM meters m WHERE m.gateway_id = %s AND m.code = 'it-main'", (HOT_GW,))[0][0]
     wait_for(lambda: p.sql("SELECT value FROM readings WHERE meter_id = %s AND ts = %s", (meter_id, ts)), 30,
              "the good reading stored")
 
+    ours = topic_for(HOT_ENT, HOT_GW)  # a dead letter's source: the MQTT topic (#seq=… per reading)
+
     def dead_codes() -> list[str]:
-        return sorted(contract.decode_dead_letter(v).reason_code
-                      for v in consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap))
+        dead = [contract.decode_dead_letter(v) for v in consume_all(p.topics["deadletter"], p.settings.kafka_bootstrap)]
+        return sorted(d.reason_code for d in dead if d.source.split("#")[0] == ours)
 
     codes = wait_for(lambda: (c := dead_codes()) and len(c) >= 4 and c, 30, "4 dead letters")
     assert codes == ["future_timestamp", "invalid_reading", "malformed_json", "unknown_meter"]
-    stored = wait_for(lambda: p.sql("SELECT reason_code FROM dead_letters ORDER BY reason_code"), 30,
+    stored = wait_for(lambda: (r := p.sql("SELECT reason_code FROM dead_letters WHERE split_part(source, '#', 1) = %s "
+                                          "ORDER BY reason_code", (ours,))) and len(r) >= 4 and r, 30,
                       "dead letters in the table")
     assert sorted(r[0] for r in stored) == codes
 
