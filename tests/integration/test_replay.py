@@ -21,6 +21,7 @@ the worker's dead letters with a new received_at (a new fingerprint, a new row).
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,7 +41,9 @@ from simulators.scenario import data_centre_document
 
 pytestmark = pytest.mark.integration
 
-ENT, GW, SITE = "91640500MA76L8XK3A", "gw-replay", "replay-dc"
+ENT, SITE = "91640500MA76L8XK3A", "replay-dc"
+# a gateway of this run only: every collector on the shared broker receives every run's messages
+GW = f"gw-replay-{uuid.uuid4().hex[:8]}"
 IT_KW = 2000.0
 QUARTERS = 45  # readings at k = 0..45: 46 messages, 92 readings
 ZONES = [(8, 1.10), (16, 1.34), (20, 1.45), (32, 1.10), (45, 1.38)]  # (last quarter k, PUE)

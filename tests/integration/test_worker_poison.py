@@ -16,6 +16,7 @@ good readings beside the bad record are stored once.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +36,9 @@ from simulators.scenario import data_centre_document
 
 pytestmark = pytest.mark.integration
 
-ENT, GW = "91640500MA76L8XK3A", "gw-poison"
+ENT = "91640500MA76L8XK3A"
+# a gateway of this run only: every collector on the shared broker receives every run's messages
+GW = f"gw-poison-{uuid.uuid4().hex[:8]}"
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
 INT4_MAX = 2**31 - 1  # readings.meter_id is PostgreSQL integer
 
