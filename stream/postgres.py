@@ -95,7 +95,7 @@ class PgStore:
         try:
             with conn.transaction():
                 return queries.readings_since(conn, ids, since)
-        except psycopg.OperationalError as err:
+        except psycopg.Error as err:  # a read has no record's data to refuse: the backend's, retried
             raise self._fail("history", err) from err
 
     def day_rollups(self, site_id: int, meter_ids: Iterable[int], since: datetime,
@@ -116,7 +116,7 @@ class PgStore:
         try:
             with conn.transaction():
                 return queries.active_alert_events(conn, site_id)
-        except psycopg.OperationalError as err:
+        except psycopg.Error as err:  # a read has no record's data to refuse: the backend's, retried
             raise self._fail("active alerts", err) from err
 
 
