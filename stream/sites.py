@@ -81,7 +81,7 @@ class SiteEngine:
             return
         specs = reg.meters_by_site.get(site_id, {})
         state = se.initial_state(retention=self._horizon, fine_retention=self._fine)
-        since, n_days = first_ts - self._horizon, 0
+        since, days = first_ts - self._horizon, []
         if self._days is not None:
             # the days before the fine horizon as day totals from the daily rollups (one row per
             # meter and day), the rest from the raw readings
@@ -89,16 +89,17 @@ class SiteEngine:
             start = se.local_day_start(since)
             if start < split:
                 days = self._days(site_id, specs.keys(), start, split)
-                state, since, n_days = day_totals.seed_from_rollups(state, specs, days), split, len(days)
+                state, since = day_totals.seed_from_rollups(state, specs, days), split
         rows = self._history(site_id, specs.keys(), since)
         if rows:
             state, _ = se.apply_readings(state, specs, rows)
         self._energy[site_id] = state
-        # a stored reading was evaluated in the poll that stored it: resume after the newest
-        newest = max((r[1] for r in rows), default=None)
+        # a stored reading was evaluated in the poll that stored it: resume after the newest (of
+        # the raw readings replayed and of the daily rollups taken as day totals)
+        newest = max([r[1] for r in rows] + [d.last_ts for d in days], default=None)
         self._rules[site_id] = engine.restore_state(self._active(site_id), newest)
         m.SITES.set(len(self._energy))
-        log.info("site state rebuilt site_id=%s readings=%s day_rollups=%s", site_id, len(rows), n_days)
+        log.info("site state rebuilt site_id=%s readings=%s day_rollups=%s", site_id, len(rows), len(days))
 
     def apply(self, batches: list[ReadingBatch]) -> list[AlertEvent]:
         reg = self._registry()

@@ -242,3 +242,34 @@ def test_a_restarted_worker_rebuilds_the_whole_year_from_daily_rollups() -> None
     last = events[-1]
     assert last.details["as_of_local_date"] == "2025-12-31"
     assert (last.severity, last.value, last.details["designation_year"]) == ("major", 10_766.04, 2025)
+
+
+def test_a_replay_of_readings_held_only_as_day_totals_adds_no_transition() -> None:
+    # the database holds 60 daily readings of an 8 MW centre (January–February 2025) and its open
+    # dc_annual_tce alert; a worker's wall-clock sweep a year later rebuilds the site from the
+    # daily rollups alone (nothing in the 10-day fine horizon). The topic replayed from the start
+    # then redelivers the stored readings: they were evaluated when stored, so no transition
+    from stream.settings import WorkerSettings
+
+    y2025 = datetime(2024, 12, 31, 16, 0, tzinfo=UTC)  # 2025-01-01 00:00 Asia/Shanghai
+    reg = build_registry({7: SiteRow(7, ENT, "data_centre")},
+                         {1: MeterRow(1, 7, "it_load", rollover=1e12), 2: MeterRow(2, 7, "total_facility", rollover=1e12)})
+
+    def day(k: int) -> ReadingBatch:
+        ts, it = y2025 + timedelta(days=k), 8000.0 * 24 * k
+        return ReadingBatch(enterprise_id=ENT, site_id=7, gateway_id="gw", seq=k, sent_at=ts, received_at=ts,
+                            readings=[Reading(1, ts, it), Reading(2, ts, it * 1.25)])
+
+    first = _engine(reg)
+    events = [e for k in range(61) for e in first.apply([day(k)])]
+    active = [e for e in events if e.rule == "dc_annual_tce"][-1:]
+    assert active and active[0].severity == "warning"  # the early warning, updated daily
+    stored = [(r.meter_id, r.ts, r.value) for k in range(61) for r in day(k).readings]
+    s = WorkerSettings()
+    later = SiteEngine(lambda: reg, lambda _s, _i, since: [r for r in stored if r[1] >= since], lambda _s: active,
+                       timedelta(days=s.worker_state_horizon_days), owns=lambda site: site == 7,
+                       fine_horizon=timedelta(days=s.worker_fine_horizon_days),
+                       day_history=lambda _s, _i, since, until: _day_rollups(stored, since, until))
+    later.tick(y2025 + timedelta(days=365))  # rebuilt from 60 days of rollups, no raw reading
+    replayed = [e for k in range(61) for e in later.apply([day(k)]) if e.rule != "meter_silent"]
+    assert replayed == []
