@@ -16,17 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from nxem import contract
 from nxem.contract import DeadLetter, ReadingBatch
 from nxem.errors import ContractError
-
-#: The largest dead letter the worker publishes (encoded bytes). Kafka's default topic limit
-#: (max.message.bytes) is 1 048 588 bytes; a dead letter carries its record base64-encoded
-#: (x 4/3), so a large undecodable record can make one over the limit, and a record the broker
-#: refuses may fail the producer's later sends too. Over this, it is quarantined instead.
-DEAD_LETTER_MAX_BYTES: Final = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,12 +33,12 @@ import msgspec
 from nxem import contract
 from nxem.contract import AlertEvent, DeadLetter, ReadingBatch
 from nxem.errors import BackendUnavailable, DataRefused
-from nxem.kafka import (Consumer, Producer, alert_record, commit_offsets, partition_lags, rewind_to_committed,
-                        send_and_wait)
+from nxem.kafka import (RECORD_MAX_BYTES, Consumer, Producer, alert_record, commit_offsets, partition_lags,
+                        rewind_to_committed, send_and_wait)
 from storage.ingest import Quarantined
 from stream import isolation
 from stream import metrics as m
-from stream.records import DEAD_LETTER_MAX_BYTES, Batch, Origin, ToStore, decode_poll, refusal
+from stream.records import Batch, Origin, ToStore, decode_poll, refusal
 
 log = logging.getLogger(__name__)
 
@@ -249,19 +249,20 @@ class Worker:
                       q.topic, q.partition, q.offset, q.reason_code, q.reason)
 
     def _publish(self, alerts: list[AlertEvent], dead: list[tuple[Origin | None, DeadLetter]]) -> list[Quarantined]:
-        """Publish and wait for the acks; a dead letter over ``DEAD_LETTER_MAX_BYTES`` is not
-        sent but returned for quarantine (the broker would refuse it, and kafka-python may then
-        fail every later send)."""
+        """Publish and wait for the acks; a dead letter over ``RECORD_MAX_BYTES`` (nxem/kafka.py's
+        record limit) is not sent but returned for quarantine: the producer would refuse it and
+        the whole send with it, every time the poll is retried. A dead letter carries its record
+        base64-encoded (x 4/3), so an undecodable record near the limit makes one over it."""
         if not alerts and not dead:
             return []
         records = [alert_record(self._topics.alerts, a) for a in alerts]
         too_large: list[Quarantined] = []
         for origin, d in dead:
             data = contract.encode(d)
-            if len(data) <= DEAD_LETTER_MAX_BYTES:
+            if len(data) <= RECORD_MAX_BYTES:
                 records.append((self._topics.deadletter, None, data))
                 continue
-            reason = f"{d.reason_code}: {d.reason} (dead letter of {len(data)} bytes, over {DEAD_LETTER_MAX_BYTES})"
+            reason = f"{d.reason_code}: {d.reason} (dead letter of {len(data)} bytes, over {RECORD_MAX_BYTES})"
             if origin is None:
                 too_large.append(Quarantined(self._topics.readings, None, None, "dead_letter_too_large", reason,
                                              d.original))

@@ -9,6 +9,8 @@ committing, and every restarted worker died on the same record.
 * records that do not decode as the contract (a tombstone, a naive datetime) -> dead letters;
 * a record the rules cannot evaluate (a reading at 9999-12-31T23:59Z overflows the local-day
   arithmetic) -> an ``internal_error`` dead letter;
+* a record whose dead letter would be too large for Kafka -> quarantined instead of failing
+  every send of the worker's producer;
 and in every case the worker stays up, the partition moves on (its offset is committed) and the
 good readings beside the bad record are stored once.
 """
@@ -30,7 +32,7 @@ from collector.payload import topic_for
 from nxem import contract
 from nxem.contract import DeadLetter, Reading, ReadingBatch
 from nxem.harness import Pipeline, metric, pipeline, wait_for
-from nxem.kafka import make_producer
+from nxem.kafka import RECORD_MAX_BYTES, make_producer
 from nxem.services import ServiceSettings
 from simulators.scenario import data_centre_document
 
@@ -172,7 +174,7 @@ def test_a_meter_id_the_database_cannot_hold_is_quarantined_and_the_partition_mo
     wait_for(lambda: p.sql("SELECT 1 FROM readings WHERE meter_id = %s AND ts = %s", (meter, _ts(21))), 60,
              "the good record after the poison stored")
     rows = wait_for(lambda: p.sql("SELECT topic, kafka_partition, kafka_offset, reason_code, reason, original "
-                                  "FROM quarantine"), 30, "the quarantined record")
+                                  "FROM quarantine WHERE reason_code = 'storage_refused'"), 30, "the quarantined record")
     assert len(rows) == 1
     topic, q_part, q_off, code, reason, original = rows[0]
     assert (topic, q_part, q_off, code, bytes(original)) == (p.topics["readings"], part, off, "storage_refused", poison)
@@ -213,4 +215,26 @@ def test_records_that_break_the_contract_or_the_rules_are_dead_lettered(running:
     assert got[overflow_at][0] == "internal_error" and "OverflowError" in got[overflow_at][1]
     originals = {s: bytes(o) for s, o in p.sql("SELECT source, original FROM dead_letters WHERE stage = 'worker'")}
     assert (originals[tomb], originals[naive_at], originals[overflow_at]) == (b"", naive, overflow)
+    assert _worker_alive(p)
+
+
+def test_a_dead_letter_too_large_for_kafka_is_quarantined_instead(running: Pipeline) -> None:
+    p = running
+    site, meter = _ids(p)
+    key = str(site).encode()
+    # 900 000 bytes that are not the contract: their dead letter carries them base64-encoded,
+    # 900 000 × 4/3 = 1 200 000 bytes, over the 1 047 552 a record may have (RECORD_MAX_BYTES)
+    big = b"x" * 900_000
+    assert len(big) * 4 // 3 > RECORD_MAX_BYTES
+    after = contract.encode(_batch(site, [Reading(meter, _ts(40), 1040.0)], 40))
+    (part, off), _ = _inject(p, p.topics["readings"], [(key, big), (key, after)])
+
+    wait_for(lambda: p.sql("SELECT 1 FROM readings WHERE meter_id = %s AND ts = %s", (meter, _ts(40))), 60,
+             "the good record after the big one stored")
+    rows = wait_for(lambda: p.sql("SELECT topic, kafka_partition, kafka_offset, reason, octet_length(original) "
+                                  "FROM quarantine WHERE reason_code = 'dead_letter_too_large'"), 30,
+                    "the big record quarantined")
+    assert [r[:3] + (r[4],) for r in rows] == [(p.topics["readings"], part, off, 900_000)]
+    assert rows[0][3].startswith("contract_invalid: ")
+    wait_for(lambda: _committed(p, p.topics["readings"], part) >= off + 2, 30, "the offset committed past it")
     assert _worker_alive(p)
