@@ -128,20 +128,35 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
         console.print("demo processes stopped")
 
 
-def _settle(quiet_s: float = 3.0, timeout_s: float = 60.0) -> None:
-    """Wait until the worker has written nothing new for ``quiet_s`` (its metrics counter)."""
-    from nxem.harness import metric
+def _settle(quiet_s: float = 3.0, timeout_s: float = 150.0) -> None:
+    """Wait until the worker holds its partitions, its group's committed offsets reached the end
+    of every partition (lag 0: the worker commits after the database transaction, so everything
+    published is stored) and it has written nothing new for ``quiet_s``. "Nothing new" alone also
+    held for a worker still without partitions (an empty first assignment: kafka-python's
+    "No partition metadata for topic"), and the demo then stopped before storing anything; the
+    worker's watchdog recreates such a consumer after ``NXEM_WORKER_NO_ASSIGNMENT_S`` (60 s)."""
+    import urllib.request
+
     from stream.settings import WorkerSettings
 
     port = WorkerSettings().worker_metrics_port
-    last, since, deadline = None, time.monotonic(), time.monotonic() + timeout_s
+    last: float | None = None
+    since, deadline = time.monotonic(), time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        now = metric(port, "nxem_worker_readings_written_total")
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            body = ""
+        values = [line.split() for line in body.splitlines() if line and not line.startswith("#")]
+        written = next((float(v[1]) for v in values if v[0] == "nxem_worker_readings_written_total"), None)
+        ready = any(v[0] == "nxem_worker_ready" and float(v[1]) == 1 for v in values)
+        lags = [float(v[-1]) for v in values if v[0].startswith("nxem_worker_partition_lag_records{")]
+        if written != last:
+            last, since = written, time.monotonic()
+        elif ready and lags and sum(lags) == 0 and time.monotonic() - since >= quiet_s:
             return
         time.sleep(0.5)
+    console.print(f"[yellow]the worker did not catch up within {timeout_s:.0f} s; stopping anyway")
 
 
 def live_scenario(sc: Scenario, duration_s: float) -> Scenario:
