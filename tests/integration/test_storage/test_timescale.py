@@ -24,7 +24,7 @@ from storage import queries, timescale
 from storage.errors import TimescaleError
 from storage.ingest import write_batch
 from storage.rls import tenant_transaction
-from tests.integration.test_storage.conftest import DC_ENT, Db, load_demo, meter_ids
+from tests.integration.test_storage.conftest import DC_ENT, Db, in_ci, load_demo, meter_ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.timescale]
 
@@ -93,10 +93,10 @@ def test_policies_and_continuous_aggregates_exist(tsdb: Db) -> None:
     assert "policy_compression" in procs
 
 
-def test_the_owner_runs_the_jobs_and_nobody_logs_in_as_it(tsdb: Db) -> None:
+def test_the_owner_owns_the_jobs_and_nobody_logs_in_as_it(tsdb: Db) -> None:
     """The role design (storage/roles.py, 0013): LOGIN for TimescaleDB's background workers, no
-    password, no client connection; and the scheduler really runs a policy as the owner (the
-    first migrate used to fail: "Hypertable owner must have LOGIN permission")."""
+    password, no client connection (the first migrate used to fail: "Hypertable owner must have
+    LOGIN permission to run background tasks")."""
     assert tsdb.sql("SELECT rolcanlogin, rolpassword IS NULL, rolsuper, rolbypassrls FROM pg_authid"
                     " WHERE rolname = 'nxem_owner'") == [(True, True, False, False)]
     owners = tsdb.sql("SELECT DISTINCT owner FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL")
@@ -107,6 +107,14 @@ def test_the_owner_runs_the_jobs_and_nobody_logs_in_as_it(tsdb: Db) -> None:
             psycopg.connect(host=s.pg_host, port=s.pg_port, dbname=tsdb.name, user="nxem_owner",
                             password=password, connect_timeout=5).close()
 
+
+def test_the_scheduler_runs_a_policy_as_the_owner(tsdb: Db) -> None:
+    """What failed every first migrate before 0013, now end to end: TimescaleDB's own scheduler
+    (not run_job) starts the owner's compression job and the chunks get compressed."""
+    slots = int(tsdb.sql("SHOW max_worker_processes")[0][0])
+    if slots < 64 and not in_ci():  # the runner's value; a server started before it shares 8 slots
+        pytest.skip(f"this server has max_worker_processes = {slots}: one TimescaleDB scheduler per "
+                    "database takes them all in a busy test cluster; restart it (`./nx services down`, up)")
     load_demo(tsdb)
     it = meter_ids(tsdb)["gw-zw-a/it-main"]
     jobs = pause_jobs(tsdb)
