@@ -60,7 +60,9 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final, Literal
 
-from analytics.coefficients import ConversionError, resolve, scale_unit
+from analytics.coefficients import CALORIFIC_VALUE, ConversionError, ElectricityValue, resolve, scale_unit
+from analytics.energy_definition import ROLLOVER_PLAUSIBLE_SHARE as ROLLOVER_PLAUSIBLE_SHARE  # re-exported
+from analytics.energy_definition import wrap_quantity as wrap_quantity  # re-exported (analytics.day_totals)
 
 Role = Literal["consumed", "exported", "product_output", "it_load", "total_facility"]
 MeterKind = Literal["register", "interval"]
@@ -70,9 +72,6 @@ BUCKET_S: Final = 900  # 15-minute buckets (national online-monitoring real-time
 SLOTS: Final = 96  # buckets per day
 DAY_S: Final = 86_400
 LOCAL_OFFSET_S: Final = 8 * 3600  # Asia/Shanghai = UTC+8, no DST since 1991
-#: A backwards register jump is a rollover only if the implied consumption is below this share
-#: of the register range; anything else is a reset (flagged, not summed).
-ROLLOVER_PLAUSIBLE_SHARE: Final = 0.1
 #: Earlier runs of regular timestamps (interval meters) and backwards jumps (registers) that a
 #: meter remembers to judge late readings; and late interval readings remembered as merged.
 REMEMBERED_RUNS: Final = 16
@@ -104,6 +103,8 @@ class MeterSpec:
     #: meter's previous reading when that is shorter); the expected cadence for the quality rules
     interval_s: float = 900.0
     max_per_hour: float | None = None  # physical maximum quantity per hour (unit × multiplier)
+    #: how electricity is valued in kgce (the deployment's NXEM_ELECTRICITY_BASIS, passed in)
+    electricity: ElectricityValue = CALORIFIC_VALUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,16 +370,9 @@ def _over_cap(state: SiteEnergyState, out: list[QualityEvent], ms: _Meter, meter
     _flag(state, out, meter_id, t, "out_of_range", value, None, f"{qty} {unit} in {span:.0f} s exceeds {cap} {unit}/h")
 
 
-def _wrap(roll: float | None, prev: float, value: float) -> float | None:
-    """Raw quantity of a register going from ``prev`` down to ``value`` if that is a plausible
-    rollover, else ``None`` (a reset)."""
-    if roll is not None and 0 <= roll - prev + value <= roll * ROLLOVER_PLAUSIBLE_SHARE:
-        return roll - prev + value
-    return None
-
-
-#: the register wrap rule for other modules of the domain (``analytics.day_totals``)
-wrap_quantity = _wrap
+#: the register wrap rule (``analytics.energy_definition``, the one definition), also for
+#: ``analytics.day_totals``
+_wrap = wrap_quantity
 
 
 def seed_days(state: SiteEnergyState, specs: Mapping[int, MeterSpec],
@@ -703,9 +697,10 @@ class WindowEnergy:
 
 
 @lru_cache(maxsize=1024)
-def kgce_per_unit(carrier: str, unit: str, coefficient: str | None) -> float:
+def kgce_per_unit(carrier: str, unit: str, coefficient: str | None,
+                  electricity: ElectricityValue = CALORIFIC_VALUE) -> float:
     """Cached ``analytics.coefficients.resolve``: kgce per meter unit (GB/T 2589)."""
-    return resolve(carrier, unit, coefficient)[0]
+    return resolve(carrier, unit, coefficient, electricity)[0]
 
 
 def _kwh_factor(spec: MeterSpec) -> float:
@@ -735,7 +730,7 @@ def validate_spec(spec: MeterSpec) -> None:
         if not spec.product:
             raise ConversionError(f"product meter {spec.meter_id} names no product")
     else:
-        kgce_per_unit(spec.carrier, spec.unit, spec.coefficient)
+        kgce_per_unit(spec.carrier, spec.unit, spec.coefficient, spec.electricity)
     if spec.multiplier <= 0:
         raise ConversionError(f"meter {spec.meter_id}: multiplier must be positive")
     if not spec.interval_s > 0:
@@ -812,7 +807,7 @@ def window_energy(state: SiteEnergyState, specs: Mapping[int, MeterSpec], start:
             key = spec.product or ""
             prod[key] = prod.get(key, 0.0) + t
         else:
-            kgce = q * kgce_per_unit(spec.carrier, spec.unit, spec.coefficient)
+            kgce = q * kgce_per_unit(spec.carrier, spec.unit, spec.coefficient, spec.electricity)
             kwh = q * scale_unit(spec.unit)[1] if spec.carrier == "electricity" else 0.0
             sign = -1.0 if role == "exported" else 1.0
             if role == "exported":

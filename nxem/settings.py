@@ -34,9 +34,10 @@ class EndpointSettings(BaseSettings):
         default="calorific_value",
         description="how electricity is valued in kgce: calorific_value (当量值 0.1229 kgce/kWh, GB/T 2589-2020, the "
                     "default for 综合能耗) or equivalent_value (等价值, the year's thermal-power rate: set "
-                    "NXEM_ELECTRICITY_EQUIVALENT_KGCE_PER_KWH); selects analytics.coefficients.ElectricityValue. "
-                    "Validated at start-up; the rule engine's and the portal's figures still use 当量值 until they "
-                    "take it (issue 14 follow-up)")
+                    "NXEM_ELECTRICITY_EQUIVALENT_KGCE_PER_KWH); selects analytics.coefficients.ElectricityValue, "
+                    "validated at start-up. The worker's rules (every meter spec) and the portal's reads (tce, "
+                    "unit product, overview, which state the basis beside the figures) value electricity with it; "
+                    "the alerts' details still say 0.1229 in their conversion note")
     electricity_equivalent_kgce_per_kwh: float | None = Field(
         default=None, gt=0, lt=1,
         description="等价值 of electricity for NXEM_ELECTRICITY_BASIS=equivalent_value, kgce/kWh (the year's national "

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from alerts import lifecycle
 from alerts.lifecycle import Alert
+from analytics.energy_definition import span_quantity
 from analytics.periods import CST, local_date, local_start
 from analytics.site_energy import MeterSpec, QualityEvent, SiteEnergyState, window_energy
 from nxem.contract import AlertEvent, Severity
@@ -132,13 +133,11 @@ def daily_monthly_mismatch(daily_totals: Iterable[float], monthly_total: float, 
 
 
 def register_difference(first: float, last: float, multiplier: float = 1.0, rollover: float | None = None) -> float:
-    """Quantity a register advanced from ``first`` to ``last`` (raw values), × ``multiplier``.
-    A negative difference is one wrap when the meter has a ``rollover`` (as the daily figures
-    count it, storage/queries.py); without one it stays negative (a reset: not a usable total)."""
-    raw = last - first
-    if raw < 0 and rollover is not None:
-        raw += rollover
-    return raw * multiplier
+    """Quantity a register advanced from ``first`` to ``last`` (raw values), × ``multiplier``:
+    the span rule of ``analytics.energy_definition.span_quantity`` (a negative span is one wrap
+    when the meter has a ``rollover``; without one it stays negative: a reset, not a usable
+    total)."""
+    return span_quantity(first, last, rollover) * multiplier
 
 
 @dataclass(frozen=True)
