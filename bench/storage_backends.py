@@ -15,7 +15,7 @@ local midnight. Prints figures, never pass/fail:
   continuous aggregates and compressing chunks older than 7 days (its policies, run now) -- and
   a replayed poll (all duplicates) and a late poll (new keys 60 days back, into compressed chunks
   on TimescaleDB);
-* query latency, best of ``--repeat``, as the portal runs them (``portal.queries``, role
+* query latency, best of ``--repeat``, as the portal runs them (``storage.read``, ``portal.figures``, role
   ``nxem_portal`` bound to the site's enterprise, the overview as an inspector): energy series
   per day (1 year), per hour (31 days), per quarter-hour (7 days), per month (1 year); the rolling
   12 months ending at each of 30 days; the region overview of the current year; a meter's
@@ -43,10 +43,12 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from nxem.services import ServiceSettings, admin_dsn, ensure_up
-from portal import queries as pq
+from portal import figures
 from storage import roles, rollups, timescale
 from storage.ingest import write_batch
 from storage.migrate import migrate
+from storage.read import energy as read_energy
+from storage.read import readings as read_readings
 from storage.registry import upsert_registry
 from storage.registry_format import parse_registry
 from storage.rls import tenant_transaction
@@ -209,15 +211,15 @@ def bench_backend(settings: ServiceSettings, backend: Backend, args: argparse.Na
                 return inner
 
             cases: list[tuple[str, Callable[[], object]]] = [
-                ("energy per day, 1 year", tenant(lambda: pq.energy(conn, site, "day", year_ago, last))),
-                ("energy per hour, 31 days", tenant(lambda: pq.energy(conn, site, "hour", last - timedelta(days=30), last))),
-                ("energy per 15 min, 7 days", tenant(lambda: pq.energy(conn, site, "15min", last - timedelta(days=6), last))),
-                ("energy per month, 1 year", tenant(lambda: pq.energy(conn, site, "month", year_ago, last))),
+                ("energy per day, 1 year", tenant(lambda: read_energy.energy(conn, site, "day", year_ago, last))),
+                ("energy per hour, 31 days", tenant(lambda: read_energy.energy(conn, site, "hour", last - timedelta(days=30), last))),
+                ("energy per 15 min, 7 days", tenant(lambda: read_energy.energy(conn, site, "15min", last - timedelta(days=6), last))),
+                ("energy per month, 1 year", tenant(lambda: read_energy.energy(conn, site, "month", year_ago, last))),
                 ("rolling 12 months at each of 30 days",
-                 tenant(lambda: pq.energy(conn, site, "rolling12", last - timedelta(days=29), last))),
+                 tenant(lambda: read_energy.energy(conn, site, "rolling12", last - timedelta(days=29), last))),
                 (f"region overview {today.year} ({len(sites)} sites, inspector)",
-                 tenant(lambda: pq.overview(conn, today.year), inspector=True)),
-                ("readings 1 meter, 1 year -> 500 points", tenant(lambda: pq.readings(conn, it, t_year0, t_year1, 500))),
+                 tenant(lambda: figures.overview(conn, today.year), inspector=True)),
+                ("readings 1 meter, 1 year -> 500 points", tenant(lambda: read_readings.readings(conn, it, t_year0, t_year1, 500))),
             ]
             for name, fn in cases:
                 fn()  # warm the cache: every figure is a warm one

@@ -25,9 +25,11 @@ from typing import Any
 import psycopg
 
 from nxem.services import ServiceSettings, admin_dsn
-from storage import queries, roles
+from storage import roles
 from storage.ingest import WriteResult, write_batch
 from storage.migrate import backend_of, migrate
+from storage.read import energy as read_energy
+from storage.read import readings as read_readings
 from storage.registry import upsert_registry
 from storage.registry_format import parse_registry
 from storage.uscc import check_character
@@ -141,18 +143,17 @@ def _read_bench(settings: ServiceSettings, db: str, dsn: str, repeat: int) -> No
                     return fn()
             return inner
 
+        last = date(2025, 12, 31)
         cases: list[tuple[str, Callable[[], object]]] = [
-            ("site energy per month, 1 year (tce)",
-             lambda: queries.site_energy_tce(conn, site, year, date(2026, 1, 1), "month")),
-            ("site energy per day, 1 year (tce)",
-             lambda: queries.site_energy_tce(conn, site, year, date(2026, 1, 1), "day")),
-            ("PUE per day, 1 year", lambda: queries.pue_series(conn, site, start, end, "1d")),
-            ("PUE per hour, 1 month", lambda: queries.pue_series(conn, site, start, start + timedelta(days=31), "1h")),
-            ("readings 1 meter, 1 year, daily buckets",
-             lambda: queries.readings(conn, meters[0], start, end, timedelta(days=1))),
-            ("readings 1 meter, 1 year, raw (35 040 rows)", lambda: queries.readings(conn, meters[0], start, end)),
+            ("site energy per month, 1 year (tce)", lambda: read_energy.energy(conn, site, "month", year, last)),
+            ("site energy per day, 1 year (tce)", lambda: read_energy.energy(conn, site, "day", year, last)),
+            ("PUE per day, 1 year", lambda: read_energy.pue(conn, site, year, last)),
+            ("PUE per hour, 1 month", lambda: read_energy.pue(conn, site, year, date(2025, 1, 31), "hour")),
+            ("readings 1 meter, 1 year -> 500 points", lambda: read_readings.readings(conn, meters[0], start, end, 500)),
+            ("readings 1 meter, 1 year, raw (35 040 rows)",
+             lambda: read_readings.readings_since(conn, [meters[0]], start)),
             ("15-min energy, site, 1 year",
-             lambda: queries.meter_energy(conn, meters, start, end, "15m")),
+             lambda: read_energy.meter_energy(conn, meters, start, end, "15min")),
         ]
         for name, fn in cases:
             print(f"read (enterprise session) {name:44s} {_best_ms(run(fn), repeat + 2):8.1f} ms")

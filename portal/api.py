@@ -13,21 +13,27 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
-from portal import auth, emissions, queries, roles, security, views
+from analytics.coefficients import ElectricityValue
+from portal import auth, emissions, figures, roles, security, views
 from portal.auth import Principal
 from portal.db import Database
 from portal.emissions import EmissionFactors
-from portal.queries import AlertFilter
+from storage.errors import Conflict
+from storage.read import alerts as read_alerts
+from storage.read import energy as read_energy
+from storage.read import readings as read_readings
+from storage.read import registry as read_registry
+from storage.read.alerts import AlertFilter
 from portal.schemas import (
     MAX_RANGE_DAYS, AckRequest, AlertDetailOut, AlertId, AlertOut, City, End, EnergyOut,
-    EnterpriseFilter, EnterpriseOut, ErrorOut, Industry, NO_NUL, MeOut, MeterFilter, MeterId, MeterOut, OverviewOut,
+    EnterpriseFilter, EnterpriseOut, ErrorOut, Indicator, Industry, NO_NUL, MeOut, MeterFilter, MeterId, MeterOut, OverviewOut,
     Period, Product, PueOut, ReadingsOut, Rule, SeverityFilter, SiteFilter, SiteId, SiteOut, Start,
     StatusFilter, TokenOut, TokenRequest, TransitionOut, UnitProductOut, UserCreate, UserOut,
 )
 from portal.users import UserError, create_user, list_users
 
 
-_FINE_LIMITS: Final = ", ".join(f"{k} at most {v} days" for k, v in queries.MAX_DAYS.items())
+_FINE_LIMITS: Final = ", ".join(f"{k} at most {v} days" for k, v in read_energy.MAX_DAYS.items())
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -105,18 +111,18 @@ def me(request: Request, p: Principal = ALLOWED) -> MeOut:
 @router.get("/enterprises", response_model=list[EnterpriseOut], tags=["registry"])
 def enterprises(db: Db, p: Principal = ALLOWED) -> list[dict[str, Any]]:
     with db.tenant(p.user) as conn:
-        return queries.list_enterprises(conn)
+        return read_registry.list_enterprises(conn)
 
 
 @router.get("/sites", response_model=list[SiteOut], tags=["registry"])
 def sites(db: Db, p: Principal = ALLOWED, enterprise_id: EnterpriseFilter = None, city: City = None,
           industry: Industry = None) -> list[dict[str, Any]]:
     with db.tenant(p.user) as conn:
-        return queries.list_sites(conn, own_enterprise(p, enterprise_id or None), city or None, industry or None)
+        return read_registry.list_sites(conn, own_enterprise(p, enterprise_id or None), city or None, industry or None)
 
 
 def _site(conn: Any, site_id: int) -> dict[str, Any]:
-    site = queries.get_site(conn, site_id)
+    site = read_registry.get_site(conn, site_id)
     if site is None:
         raise HTTPException(404, f"no site {site_id}")
     return site
@@ -133,7 +139,7 @@ def meters(db: Db, p: Principal = ALLOWED, site_id: SiteFilter = None) -> list[d
     with db.tenant(p.user) as conn:
         if site_id is not None:
             _site(conn, site_id)
-        return queries.list_meters(conn, site_id)
+        return read_registry.list_meters(conn, site_id)
 
 
 # ----------------------------------------------------------------- series
@@ -142,11 +148,11 @@ def readings_data(db: Database, p: Principal, meter_id: int, start: date | None,
                   points: int) -> tuple[dict[str, Any], int, list[dict[str, Any]]]:
     d0, d1 = views.date_range(start, end)
     with db.tenant(p.user) as conn:
-        meter = queries.get_meter(conn, meter_id)
+        meter = read_registry.get_meter(conn, meter_id)
         if meter is None:
             raise HTTPException(404, f"no meter {meter_id}")
         t0, t1 = views.utc_bounds(d0, d1)
-        bucket_s, rows = queries.readings(conn, meter_id, t0, t1, points)
+        bucket_s, rows = read_readings.readings(conn, meter_id, t0, t1, points)
     return meter, bucket_s, rows
 
 
@@ -161,29 +167,35 @@ def readings(meter_id: MeterId, db: Db, start: Start = None, end: End = None, p:
 
 
 def check_energy_range(period: str, d0: date, d1: date) -> None:
-    """422 when a fine period is asked for more local days than ``queries.MAX_DAYS`` allows."""
-    limit = queries.MAX_DAYS.get(period)
+    """422 when a fine period is asked for more local days than ``read_energy.MAX_DAYS`` allows."""
+    limit = read_energy.MAX_DAYS.get(period)
     days = (d1 - d0).days + 1
     if limit is not None and days > limit:
         raise HTTPException(422, f"period={period} covers at most {limit} local days per request"
                                  f" ({days} asked for: {d0} to {d1}); narrow start/end or use a longer period")
 
 
+def electricity(request: Request) -> ElectricityValue:
+    """How electricity is valued in kgce (NXEM_ELECTRICITY_BASIS, read once at start-up)."""
+    value: ElectricityValue = request.app.state.electricity
+    return value
+
+
 def energy_data(conn: Any, factors: EmissionFactors | None, site_id: int, period: str, d0: date,
-                d1: date) -> dict[str, Any]:
+                d1: date, value: ElectricityValue) -> dict[str, Any]:
     """The site's tce series with tCO₂ beside each period (``EnergyOut``-shaped): tCO₂ from the
-    per-meter quantities the tce is summed from, when emission factors are configured.
-    Quarter-hour and hour starts are given in local time (+08:00)."""
+    per-meter quantities the tce is summed from, when emission factors are configured; the
+    electricity basis the tce uses. Quarter-hour and hour starts are given in local time (+08:00)."""
     check_energy_range(period, d0, d1)
-    rows = queries.energy(conn, site_id, period, d0, d1)
-    qty = queries.energy_by_meter(conn, site_id, period, d0, d1) if factors is not None and rows else []
-    meters = queries.tce_meters(conn, site_id) if factors is not None else []
+    rows = read_energy.energy(conn, site_id, period, d0, d1, electricity=value)
+    qty = read_energy.energy_by_meter(conn, site_id, period, d0, d1) if factors is not None and rows else []
+    meters = read_energy.tce_meters(conn, site_id) if factors is not None else []
     em = emissions.beside_tce([r["period_start"] for r in rows], meters, qty, factors)
     points = [{**r, "period_start": _local(r["period_start"]),
                "tco2": em.tco2.get(r["period_start"]) if em.tco2 is not None else None, "tco2_note": em.note}
               for r in rows]
     return {"site_id": site_id, "period": period, "points": points, "tco2_note": em.note,
-            "emission_factors": list(em.used)}
+            "emission_factors": list(em.used), "electricity": value.label}
 
 
 def _local(v: date) -> date:
@@ -205,7 +217,7 @@ def energy(site_id: SiteId, request: Request, db: Db, start: Start = None, end: 
     check_energy_range(period, d0, d1)
     with db.tenant(p.user) as conn:
         _site(conn, site_id)
-        data = energy_data(conn, request.app.state.emission_factors, site_id, period, d0, d1)
+        data = energy_data(conn, request.app.state.emission_factors, site_id, period, d0, d1, electricity(request))
     return EnergyOut.model_validate(data)
 
 
@@ -215,20 +227,30 @@ def pue(site_id: SiteId, db: Db, start: Start = None, end: End = None, p: Princi
     d0, d1 = views.date_range(start, end)
     with db.tenant(p.user) as conn:
         s = _site(conn, site_id)
-        rows = queries.pue(conn, site_id, d0, d1)
+        rows = read_energy.pue(conn, site_id, d0, d1)
     return PueOut.model_validate({"site_id": site_id, "pue_limit": s.get("pue_limit"), "points": rows})
 
 
 @router.get("/sites/{site_id}/unit-product", response_model=UnitProductOut, tags=["series"])
-def unit_product(site_id: SiteId, product: Product, db: Db, start: Start = None, end: End = None,
-                 p: Principal = ALLOWED) -> UnitProductOut:
-    """Daily unit-product energy consumption (kgce/t) against the quota levels."""
+def unit_product(site_id: SiteId, product: Product, request: Request, db: Db, start: Start = None,
+                 end: End = None, indicator: Indicator = None, p: Principal = ALLOWED) -> UnitProductOut:
+    """Daily unit-product consumption of one product's quota indicator (the first the site
+    declares unless ``indicator`` names one) in the indicator's unit (kgce/t, kWh/t, …) against
+    its levels: the product's own energy (its tagged meters, its declared shares, or the whole
+    site's when it makes one product) over its output, as the quota rule computes it. A site
+    whose allocation is ambiguous gets no figure and the reason (``not_judged``)."""
     d0, d1 = views.date_range(start, end)
     with db.tenant(p.user) as conn:
         _site(conn, site_id)
-        levels, rows = queries.unit_product(conn, site_id, product, d0, d1)
-    return UnitProductOut.model_validate({"site_id": site_id, "product": product,
-                                          "quota_levels_kgce_per_t": levels, "points": rows})
+        found = figures.unit_product(conn, site_id, product, d0, d1, electricity=electricity(request))
+    chosen = next((f for f in found if indicator in (None, f["indicator"])), None)
+    base: dict[str, Any] = {"site_id": site_id, "product": product, "electricity": electricity(request).label,
+                            "indicators": [f["indicator"] for f in found]}
+    if chosen is None:
+        what = f"indicator {indicator!r} of {product}" if indicator else f"quota indicator for {product}"
+        return UnitProductOut.model_validate({**base, "points": [],
+                                              "not_judged": f"site {site_id} declares no {what}"})
+    return UnitProductOut.model_validate({**base, **chosen})
 
 
 # ----------------------------------------------------------------- alerts
@@ -240,28 +262,31 @@ def alerts(db: Db, p: Principal = ALLOWED, city: City = None, industry: Industry
     """Alerts, newest update first, filtered by city, industry, rule, severity and status."""
     f = alert_filter(p, city, industry, rule, severity, status, enterprise_id, site_id)
     with db.tenant(p.user) as conn:
-        return queries.list_alerts(conn, f, limit)
+        return read_alerts.list_alerts(conn, f, limit)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetailOut, tags=["alerts"])
 def alert(alert_id: AlertId, db: Db, p: Principal = ALLOWED) -> AlertDetailOut:
     """One alert with its evidence (``details``) and its transitions."""
     with db.tenant(p.user) as conn:
-        a = queries.get_alert(conn, alert_id)
+        a = read_alerts.get_alert(conn, alert_id)
         if a is None:
             raise HTTPException(404, f"no alert {alert_id}")
-        tr = queries.alert_transitions(conn, alert_id)
+        tr = read_alerts.alert_transitions(conn, alert_id)
     return AlertDetailOut(alert=AlertOut.model_validate(a), transitions=[TransitionOut.model_validate(t) for t in tr])
 
 
 def do_acknowledge(db: Database, p: Principal, alert_id: int, note: str) -> dict[str, Any]:
     with db.tenant(p.user) as conn:
-        a = queries.get_alert(conn, alert_id)
+        a = read_alerts.get_alert(conn, alert_id)
         if a is None:
             raise HTTPException(404, f"no alert {alert_id}")
         if a["acknowledged"]:
             raise HTTPException(409, f"alert {alert_id} is already acknowledged")
-        return queries.acknowledge(conn, a, p.user.username, note.strip())
+        try:
+            return read_alerts.acknowledge(conn, a, p.user.username, note.strip())
+        except Conflict as err:  # acknowledged by another request meanwhile
+            raise HTTPException(409, str(err)) from err
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=TransitionOut, tags=["alerts"],
@@ -275,12 +300,12 @@ def acknowledge(alert_id: AlertId, body: AckRequest, db: Db, p: Principal = ALLO
 # ----------------------------------------------------------------- region
 
 @router.get("/overview", response_model=OverviewOut, tags=["region"])
-def overview(db: Db, p: Principal = ALLOWED,
+def overview(request: Request, db: Db, p: Principal = ALLOWED,
              year: Annotated[int | None, Query(ge=2000, le=2100)] = None) -> dict[str, Any]:
     """Key energy users by city and industry with annual tce, data centres by PUE grade,
     plants by quota status (every role but enterprise users)."""
     with db.tenant(p.user) as conn:
-        return queries.overview(conn, year or views.today_local().year)
+        return figures.overview(conn, year or views.today_local().year, electricity=electricity(request))
 
 
 # ----------------------------------------------------------------- users
@@ -352,8 +377,8 @@ def export(table: Annotated[ExportTable, Path(description="what to export")], re
         else:
             if product is None:
                 raise HTTPException(400, "unit-product export needs product")
-            rows = unit_product(site_id, product, db, start, end, p).model_dump()["points"]
-            cols = ["period_start", "kgce_per_t", "output_t"]
+            rows = unit_product(site_id, product, request, db, start, end, None, p).model_dump()["points"]
+            cols = ["period_start", "value", "energy", "output", "coverage"]
     elif table == "alerts":
         rows = alerts(db, p, city, industry, rule, severity, status, enterprise_id, site_id, 5000)
         cols = ["id", "alert_key", "enterprise_id", "site_id", "rule", "severity", "started_at", "updated_at",
@@ -361,7 +386,7 @@ def export(table: Annotated[ExportTable, Path(description="what to export")], re
     else:
         if not roles.has(p.user.role, "region"):
             raise HTTPException(403, f"the region overview needs the role {' or '.join(roles.holders('region'))}")
-        rows = overview(db, p)["groups"]
+        rows = overview(request, db, p)["groups"]
         cols = ["city", "industry", "enterprises", "sites", "annual_tce"]
     name = f"nxem-{table}.csv"
     return Response(views.to_csv(rows, cols), media_type="text/csv; charset=utf-8",

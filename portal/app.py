@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from analytics.coefficients import ElectricityValue
 from portal import api, errors, health, pages, sse, views
 from portal import hardening
 from portal.auth import LoginPolicy
@@ -71,6 +72,8 @@ def create_app(settings: PortalSettings, dsn: str | None = None,
     # read once at start-up: a bad file fails here with its name and line, before serving
     app.state.emission_factors = (load_factors(settings.emission_factors_file)
                                   if settings.emission_factors_file is not None else None)
+    # NXEM_ELECTRICITY_BASIS: how electricity is valued in every kgce and tce figure shown
+    app.state.electricity = ElectricityValue(settings.electricity_basis, settings.electricity_equivalent_kgce_per_kwh)
     app.state.policy = LoginPolicy(settings.portal_login_max_failures, settings.portal_login_window_s,
                                    settings.portal_session_ttl_s, settings.portal_login_max_failures_per_address,
                                    settings.portal_login_max_failures_per_user)

@@ -18,13 +18,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from portal import api, auth, queries, roles, security, views
+from portal import api, auth, figures, roles, security, views
 from portal.auth import BadCredentials, Principal, RateLimited
 from portal.db import Database
 from portal.hardening import SWAGGER_CDN
 from portal.schemas import (
     NO_NUL, AlertId, City, End, Industry, MeterFilter, Period, Rule, SeverityFilter, SiteId, Start, StatusFilter,
 )
+from storage.read import alerts as read_alerts
+from storage.read import energy as read_energy
+from storage.read import readings as read_readings
+from storage.read import registry as read_registry
 
 router = APIRouter(include_in_schema=False)
 
@@ -141,8 +145,8 @@ def _board(request: Request, db: Database, p: Principal, action: str, city: str 
            rule: str | None, severity: str | None, status: str | None) -> HTMLResponse:
     f = api.alert_filter(p, city, industry, rule, severity, status)
     with db.tenant(p.user) as conn:
-        rows = queries.list_alerts(conn, f, 500)
-        choices = queries.alert_filter_choices(conn)
+        rows = read_alerts.list_alerts(conn, f, 500)
+        choices = read_alerts.alert_filter_choices(conn)
     chosen = {k: v for k, v in (("city", city), ("industry", industry), ("rule", rule), ("severity", severity),
                                 ("status", status)) if v}
     query = ("?" + urlencode(chosen)) if chosen else ""
@@ -172,11 +176,11 @@ def my_alerts(request: Request, db: Database = Depends(auth.get_db), p: Principa
 def alert_page(alert_id: AlertId, request: Request, db: Database = Depends(auth.get_db),
                p: Principal = ALLOWED) -> HTMLResponse:
     with db.tenant(p.user) as conn:
-        a = queries.get_alert(conn, alert_id)
+        a = read_alerts.get_alert(conn, alert_id)
         if a is None:
             raise HTTPException(404, f"no alert {alert_id}")
-        transitions = queries.alert_transitions(conn, alert_id)
-        label, points = queries.alert_series(conn, a)
+        transitions = read_alerts.alert_transitions(conn, alert_id)
+        label, points = figures.alert_series(conn, a, electricity=api.electricity(request))
     chart = views.alert_chart(a, points, label)
     return _render(request, "alert.html", p, a=a, transitions=transitions, chart=chart,
                    evidence_keys=views.EVIDENCE_KEYS, can_ack=roles.has(p.user.role, "acknowledge"))
@@ -197,14 +201,14 @@ def acknowledge_form(alert_id: AlertId, request: Request,
 @router.get("/overview")
 def overview_page(request: Request, db: Database = Depends(auth.get_db), p: Principal = ALLOWED) -> HTMLResponse:
     with db.tenant(p.user) as conn:
-        o = queries.overview(conn, views.today_local().year)
+        o = figures.overview(conn, views.today_local().year, electricity=api.electricity(request))
     return _render(request, "overview.html", p, o=o)
 
 
 @router.get("/sites")
 def sites_page(request: Request, db: Database = Depends(auth.get_db), p: Principal = ALLOWED) -> HTMLResponse:
     with db.tenant(p.user) as conn:
-        rows = queries.list_sites(conn, api.own_enterprise(p, None), None, None)
+        rows = read_registry.list_sites(conn, api.own_enterprise(p, None), None, None)
     return _render(request, "sites.html", p, sites=rows)
 
 
@@ -215,32 +219,35 @@ def site_page(site_id: SiteId, request: Request, db: Database = Depends(auth.get
     d0, d1 = views.date_range(start, end)
     t0, t1 = views.utc_bounds(d0, d1)
     with db.tenant(p.user) as conn:
-        site = queries.get_site(conn, site_id)
+        site = read_registry.get_site(conn, site_id)
         if site is None:
             raise HTTPException(404, f"no site {site_id}")
-        meters = queries.list_meters(conn, site_id)
+        meters = read_registry.list_meters(conn, site_id)
         meter = next((m for m in meters if m["id"] == meter_id), meters[0] if meters else None)
         if meter_id is not None and meter is not None and meter["id"] != meter_id:
             raise HTTPException(404, f"no meter {meter_id} at this site")
-        bucket_s, points = queries.readings(conn, meter["id"], t0, t1, 400) if meter else (900, [])
+        bucket_s, points = read_readings.readings(conn, meter["id"], t0, t1, 400) if meter else (900, [])
         factors = request.app.state.emission_factors
-        energy = api.energy_data(conn, factors, site_id, "day", d0, d1)
+        value = api.electricity(request)
+        energy = api.energy_data(conn, factors, site_id, "day", d0, d1, value)
         table, table_error = energy, None
         if period != "day":
             try:
-                table = api.energy_data(conn, factors, site_id, period, d0, d1)
+                table = api.energy_data(conn, factors, site_id, period, d0, d1, value)
             except HTTPException as err:  # a range too long for the period: say so, keep the page
                 table, table_error = {**energy, "points": []}, str(err.detail)
-        pue_rows = queries.pue(conn, site_id, d0, d1) if site["kind"] == "data_centre" else None
-        products = queries.site_products(conn, site_id)
-        unit_rows = [(prod, *queries.unit_product(conn, site_id, prod, d0, d1)) for prod in products]
-        site_alerts = queries.list_alerts(conn, api.alert_filter(p, site_id=site_id), 50)
+        pue_rows = read_energy.pue(conn, site_id, d0, d1) if site["kind"] == "data_centre" else None
+        products = read_registry.site_products(conn, site_id)
+        unit_rows = [ind for prod in products for ind in figures.unit_product(conn, site_id, prod, d0, d1,
+                                                                               electricity=value)]
+        site_alerts = read_alerts.list_alerts(conn, api.alert_filter(p, site_id=site_id), 50)
     charts = {
         "readings": views.readings_chart(meter, points, bucket_s),
         "energy": views.energy_chart(energy["points"]),
         "pue": views.pue_chart(pue_rows, site.get("pue_limit")) if pue_rows is not None else None,
-        "unit_product": [views.unit_product_chart(prod, rows, levels) for prod, levels, rows in unit_rows],
+        "unit_product": [views.unit_product_chart(ind) for ind in unit_rows],
     }
     return _render(request, "site.html", p, site=site, meters=meters, meter_id=meter["id"] if meter else None,
                    charts=charts, alerts=site_alerts, start=d0.isoformat(), end=d1.isoformat(), products=products,
-                   energy=table, period=period, periods=PERIOD_LABELS, energy_error=table_error)
+                   energy=table, period=period, periods=PERIOD_LABELS, energy_error=table_error,
+                   electricity=value.label, unit_product=unit_rows)

@@ -76,6 +76,9 @@ StatusFilter = Annotated[str | None, Query(pattern="^(active|cleared|unacknowled
                                            description="only active, cleared, unacknowledged or acknowledged alerts")]
 Product = Annotated[str, Query(min_length=1, max_length=64, pattern=NO_NUL,
                                description="product of the quota (e.g. calcium_carbide)")]
+Indicator = Annotated[str | None, Query(max_length=64, pattern=NO_NUL,
+                                        description="a quota indicator of the product (analytics/data/quotas.csv,"
+                                                    " e.g. kgce_per_t); default: the first the site declares")]
 
 
 class _Out(BaseModel):
@@ -181,6 +184,8 @@ class EnergyOut(_Out):
     tco2_note: str | None = Field(None, description="why tco2 is null (the same for every point of the site)")
     emission_factors: list[EmissionFactorUsed] = Field(
         default_factory=list, description="the factor applied to each meter the tce counts (empty without tco2)")
+    electricity: str = Field(description="how electricity is valued in the tce (NXEM_ELECTRICITY_BASIS: 当量值 or"
+                                         " 等价值, GB/T 2589-2020)")
 
 
 class PuePoint(_Out):
@@ -196,14 +201,34 @@ class PueOut(_Out):
 
 class UnitProductPoint(_Out):
     period_start: date
-    kgce_per_t: float | None
-    output_t: float | None
+    value: float | None = Field(description="the indicator's unit consumption, in its unit; null below the quota"
+                                            " rule's minimum output")
+    energy: float = Field(description="numerator: the product's own energy, kgce (kWh for 电耗 indicators), its"
+                                      " meters weighted by their shares")
+    output: float = Field(description="denominator: the product's output in the indicator's output unit")
+    coverage: float = Field(description="smallest share of the day its meters' data cover (the rule judges ≥ 0.9)")
 
 
 class UnitProductOut(_Out):
     site_id: int
     product: str
-    quota_levels_kgce_per_t: dict[str, float] = Field(description="level1 advanced, level2 new-build, level3 limit")
+    indicator: str | None = Field(None, description="the quota indicator (analytics/data/quotas.csv)")
+    indicators: list[str] = Field(default_factory=list, description="the product's indicators the site declares")
+    indicator_cn: str | None = None
+    unit: str | None = Field(None, description="unit of value and levels: kgce/t, kWh/t, kgce/kg, kgce/m3, kgce/toe")
+    numerator: str | None = Field(None, description="energy | energy_excl_feedstock | electricity | coal")
+    output_unit: str | None = None
+    standard: str | None = Field(None, description="the quota standard, edition and table")
+    quota_levels: dict[str, float] = Field(default_factory=dict, description="level1 advanced, level2 new-build,"
+                                           " level3 limit, in unit, after the standard's corrections")
+    threshold: float | None = Field(None, description="the level judged: 2级 for a new-build plant, else 3级")
+    corrections: list[str] = Field(default_factory=list, description="the standard's corrections applied")
+    numerator_meters: dict[str, float] = Field(default_factory=dict, description="meter code -> share of its energy"
+                                               " charged to the product (tagged 1, declared shares, or 1 at a"
+                                               " one-product site)")
+    not_judged: str | None = Field(None, description="why there is no figure (an ambiguous allocation, a missing"
+                                                     " meter, no quota indicator declared)")
+    electricity: str = Field(description="how electricity is valued in kgce (NXEM_ELECTRICITY_BASIS)")
     points: list[UnitProductPoint]
 
 
@@ -293,6 +318,7 @@ class QuotaStatusRow(_Out):
 class OverviewOut(_Out):
     year: int
     key_user_threshold_tce: float
+    electricity: str = Field(description="how electricity is valued in the tce (NXEM_ELECTRICITY_BASIS)")
     groups: list[OverviewGroup]
     pue_grades: list[PueGradeRow]
     quota_status: list[QuotaStatusRow]

@@ -23,12 +23,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from portal import auth, queries, roles
+from portal import auth, roles
 from portal.api import ERRORS, alert_filter
 from portal.auth import Principal
 from portal.db import Database
-from portal.queries import AlertFilter
 from portal.schemas import INT8_MAX, City, EnterpriseFilter, Industry, Rule, SeverityFilter, SiteFilter, StatusFilter
+from storage.read import alerts as read_alerts
+from storage.read.alerts import AlertFilter
 
 router = APIRouter()
 
@@ -47,11 +48,11 @@ def _poll(db: Database, p: Principal, cursor: int, seen: dict[int, float],
           f: AlertFilter) -> tuple[int, list[dict[str, Any]], set[int]]:
     """(new cursor, changed alerts that match the filter, changed alert ids that no longer do)."""
     with db.tenant(p.user) as conn:
-        fresh = [(t, a) for t, a in queries.transitions_after(conn, cursor, 500) if t not in seen]
+        fresh = [(t, a) for t, a in read_alerts.transitions_after(conn, cursor, 500) if t not in seen]
         if not fresh:
             return cursor, [], set()
         changed = sorted({a for _, a in fresh})
-        shown = queries.list_alerts(conn, f.with_ids(changed), len(changed))
+        shown = read_alerts.list_alerts(conn, f.with_ids(changed), len(changed))
     now = time.monotonic()
     for t, _ in fresh:
         seen[t] = now
@@ -63,8 +64,8 @@ def _poll(db: Database, p: Principal, cursor: int, seen: dict[int, float],
 def _start(db: Database, p: Principal, after: int | None) -> tuple[int, dict[int, float]]:
     """The cursor to start from and the recent transitions the page already shows."""
     with db.tenant(p.user) as conn:
-        cursor = queries.max_transition_id(conn) if after is None else after
-        recent = queries.transitions_after(conn, cursor, 500)
+        cursor = read_alerts.max_transition_id(conn) if after is None else after
+        recent = read_alerts.transitions_after(conn, cursor, 500)
     now = time.monotonic()
     return cursor, {t: now for t, _ in recent if t <= cursor}
 

@@ -141,9 +141,9 @@ def ensure_demo_users(conn: psycopg.Connection[Any], enterprise_ids: list[str] |
     """
     path = secrets_file or _default_demo_file()
     if enterprise_ids is None:
-        from portal import queries  # late: needs the storage schema
+        from storage.read import registry  # late: needs the storage schema
 
-        enterprise_ids = queries.first_enterprise_ids(conn, 2)
+        enterprise_ids = registry.first_enterprise_ids(conn, 2)
     wanted: list[tuple[str, Role, str | None]] = [("demo-admin", "admin", None), ("demo-inspector", "inspector", None),
                                                   ("demo-operator", "operator", None)]
     for i, ent in enumerate(enterprise_ids[:2]):

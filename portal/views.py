@@ -116,13 +116,17 @@ def pue_chart(points: Sequence[Mapping[str, Any]], limit: float | None) -> str:
     return charts.line_chart(chart, [charts.Series("PUE", [(_day_dt(p["period_start"]), p["pue"]) for p in points])], hl)
 
 
-def unit_product_chart(product: str, points: Sequence[Mapping[str, Any]], levels: Mapping[str, float]) -> str:
-    chart = charts.Chart(f"Unit-product energy consumption: {product}", "kgce/t")
+def unit_product_chart(indicator: Mapping[str, Any]) -> str:
+    """One quota indicator of a product (``portal.figures.unit_product``): its daily value in the
+    indicator's unit against its levels; no line when the site's allocation is ambiguous."""
+    product, unit = indicator["product"], str(indicator.get("unit") or "")
+    chart = charts.Chart(f"Unit-product energy consumption: {product} {indicator.get('indicator_cn') or ''}", unit)
     colors = {"level1": "#12b76a", "level2": "#f79009", "level3": "#d62728"}
     names = {"level1": "L1 advanced", "level2": "L2 new-build", "level3": "L3 limit"}
+    levels: Mapping[str, float] = indicator.get("quota_levels") or {}
     hl = [charts.HLine(v, names.get(k, k), colors.get(k, "#666")) for k, v in sorted(levels.items())]
-    return charts.line_chart(chart, [charts.Series(product, [(_day_dt(p["period_start"]), p["kgce_per_t"])
-                                                             for p in points])], hl)
+    return charts.line_chart(chart, [charts.Series(product, [(_day_dt(p["period_start"]), p["value"])
+                                                             for p in indicator["points"]])], hl)
 
 
 def alert_chart(alert: Mapping[str, Any], points: Sequence[tuple[datetime, float | None]], label: str) -> str:

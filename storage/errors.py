@@ -13,3 +13,8 @@ class StorageError(NxemError):
 class TimescaleError(StorageError):
     """TimescaleDB is available but one of its statements failed. Never silently downgraded to
     the native path: a half-Timescale schema is worse than a clear failure."""
+
+
+class Conflict(StorageError):
+    """The change asked for conflicts with the stored state (an alert already acknowledged):
+    the HTTP layer answers 409."""

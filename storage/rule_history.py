@@ -1,6 +1,6 @@
 """What a worker rebuilds a site's rule state from: the daily rollup rows of its meters.
 
-The last days come from the raw readings (``storage.queries.readings_since``); the days
+The last days come from the raw readings (``storage.read.readings.readings_since``); the days
 before, up to the annual rules' horizon, from ``v_rollup_1d`` (one row per meter and
 Asia/Shanghai day: count, sum, min, max, first and last reading -- the same view, table or
 continuous aggregate on both backends). ``analytics.day_totals`` turns the rows into day

@@ -18,6 +18,7 @@ from nxem.health import Health, serve, watch
 from nxem.kafka import (ClusterWatch, Consumer, GroupConsumer, Partition, alert_publisher, key_owner, make_consumer,
                         make_producer)
 from nxem.watchdog import GroupView, Watchdog, WatchdogConfig
+from analytics.coefficients import ElectricityValue
 from storage import roles
 from storage.registry import MeterRow, RowCache, load_meters, load_sites, meter_row
 from storage.watch import RegistryWatcher
@@ -35,9 +36,9 @@ log = logging.getLogger(__name__)
 class _RegistryLoader:
     """Loads the rules' registry, reusing the objects of unchanged meters across reloads."""
 
-    def __init__(self) -> None:
+    def __init__(self, electricity: ElectricityValue) -> None:
         self._rows: RowCache[int, MeterRow] = RowCache(meter_row, lambda r: r[0])
-        self._specs = SpecCache()
+        self._specs = SpecCache(electricity)  # NXEM_ELECTRICITY_BASIS: how the rules value electricity
 
     def __call__(self, conn: psycopg.Connection[Any]) -> Registry:
         return build_registry(load_sites(conn), load_meters(conn, self._rows), self._specs)
@@ -267,8 +268,10 @@ def main(settings: WorkerSettings | None = None) -> None:
         return
     dsn = roles.dsn_for("nxem_ingest", s)
     store = _ObservedStore(PgStore(dsn), health)
+    electricity = ElectricityValue(s.electricity_basis, s.electricity_equivalent_kgce_per_kwh)
     registry = _until_up("registry (PostgreSQL)", "database",
-                         lambda: RegistryWatcher(dsn, _RegistryLoader(), s.worker_registry_refresh_s, "registry"),
+                         lambda: RegistryWatcher(dsn, _RegistryLoader(electricity), s.worker_registry_refresh_s,
+                                                 "registry"),
                          health, stop)
     if registry is None:
         return

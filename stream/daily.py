@@ -5,8 +5,8 @@ The job (adapter: PostgreSQL via psycopg, Kafka via a ``publish`` callable; the 
 1. read the meters, the active alerts of the two rules (so the lifecycle continues them
    instead of opening duplicates), and the data of the checked day D:
    * every *register* meter: its daily consumption for each local day of the month up to D
-     (daily rollup, ``storage.queries.meter_energy`` grain ``1d``) and its first and last
-     reading of that month-to-date window (``v_rollup_1d``) -> ``quality.month_agreement``
+     (``storage.read.energy.meter_energy`` grain ``day``) and its first and last reading of
+     that month-to-date window (``storage.read.readings.first_and_last``) -> ``quality.month_agreement``
      (interval meters are not judged: both figures are the same sum of values by construction);
    * every meter: hourly consumption of the ``history_days`` local days before D (training)
      and of D (scored) -> ``analytics.anomaly.train`` / ``score_points`` / ``day_evidence``
@@ -45,7 +45,10 @@ from alerts.rules.quality import MonthToDate, QualityRule
 from analytics.periods import CST, local_start
 from nxem.contract import AlertEvent, alert_key
 from nxem.errors import BackendUnavailable
-from storage import ingest, queries, roles
+from storage import ingest, roles
+from storage.read import alerts as read_alerts
+from storage.read import energy as read_energy
+from storage.read import readings as read_readings
 from storage.errors import StorageError
 from storage.registry import MeterRow, load_meters
 from stream.settings import WorkerSettings
@@ -101,15 +104,8 @@ def _chunks(rows: Sequence[MeterRow]) -> Iterator[Sequence[MeterRow]]:
 
 def _restore(conn: psycopg.Connection[Any], site_ids: set[int]) -> dict[str, Alert]:
     """Active alerts of the two rules, rebuilt for the lifecycle."""
-    events = [e for site in sorted(site_ids) for e in queries.active_alert_events(conn, site) if e.rule in RULES]
+    events = [e for site in sorted(site_ids) for e in read_alerts.active_alert_events(conn, site) if e.rule in RULES]
     return lifecycle.restore(events)
-
-
-# first and last reading of each meter in a range of whole local days, from the daily rollup
-_FIRST_LAST: Final = """
-SELECT meter_id, min(first_ts), (min(ARRAY[extract(epoch FROM first_ts)::float8, first_value]))[2],
-       max(last_ts), (max(ARRAY[extract(epoch FROM last_ts)::float8, last_value]))[2]
-FROM v_rollup_1d WHERE meter_id = ANY(%s) AND bucket >= %s AND bucket < %s GROUP BY meter_id"""
 
 
 class _Run(lifecycle.Run):
@@ -129,10 +125,9 @@ def _mismatch(conn: psycopg.Connection[Any], run: _Run, meters: Sequence[MeterRo
     for chunk in _chunks(registers):
         ids = [m.id for m in chunk]
         daily: dict[int, list[float]] = defaultdict(list)
-        for e in queries.meter_energy(conn, ids, month_start, end, "1d"):
+        for e in read_energy.meter_energy(conn, ids, month_start, end, "day"):
             daily[e.meter_id].append(e.energy)
-        ends = {int(r[0]): ((r[1], float(r[2])), (r[3], float(r[4])))
-                for r in conn.execute(_FIRST_LAST, (ids, month_start, end)).fetchall()}
+        ends = read_readings.first_and_last(conn, ids, month_start, end)
         for m in chunk:
             if m.id not in ends:
                 run.counts["mismatch_skipped_no_readings_in_month"] += 1
@@ -157,7 +152,7 @@ def _anomalies(conn: psycopg.Connection[Any], run: _Run, meters: Sequence[MeterR
     for chunk in _chunks(meters):
         points: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
         # 1-hour buckets: the energy of a bucket is the quantity per hour
-        for e in queries.meter_energy(conn, [m.id for m in chunk], hist_start, end, "1h"):
+        for e in read_energy.meter_energy(conn, [m.id for m in chunk], hist_start, end, "hour"):
             points[e.meter_id].append((e.bucket, e.energy))
         for m in chunk:
             history = [p for p in points[m.id] if p[0] < start]

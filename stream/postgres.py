@@ -22,7 +22,9 @@ import psycopg
 from nxem.contract import AlertEvent, DeadLetter
 from nxem.errors import BackendUnavailable, DataRefused
 from analytics.day_totals import DayRollup
-from storage import ingest, queries, rollups, rule_history
+from storage import ingest, rollups, rule_history
+from storage.read import alerts as read_alerts
+from storage.read import readings as read_readings
 from stream import metrics as m
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ class PgStore:
         conn = self._connection()
         try:
             with conn.transaction():
-                return queries.readings_since(conn, ids, since)
+                return read_readings.readings_since(conn, ids, since)
         except psycopg.Error as err:  # a read has no record's data to refuse: the backend's, retried
             raise self._fail("history", err) from err
 
@@ -115,7 +117,7 @@ class PgStore:
         conn = self._connection()
         try:
             with conn.transaction():
-                return queries.active_alert_events(conn, site_id)
+                return read_alerts.active_alert_events(conn, site_id)
         except psycopg.Error as err:  # a read has no record's data to refuse: the backend's, retried
             raise self._fail("active alerts", err) from err
 

@@ -17,14 +17,13 @@ from alerts.engine import SiteRules
 from alerts.rules.annual import AnnualTceRule
 from alerts.rules.budget import BudgetRule
 from alerts.rules.pue import PueAnnualRule, PueRule
+from analytics.coefficients import CALORIFIC_VALUE, ElectricityValue
 from analytics.pue import site_limit, size_class
-from alerts.rules.quota import QuotaRule
-from analytics.quotas import QUOTAS, MeterUse, QuotaParams, allocate, find
+from alerts.rules.quota import QuotaRule, site_quota_rules
 from analytics.site_energy import MeterSpec
+from storage.read.registry import meter_spec as meter_spec  # re-exported: the rules' spec of a row
 from stream.sites import Registry
 
-INDICATOR_UNITS = {"kgce_per_t": "kgce/t", "kwh_per_t": "kWh/t"}
-_PARAMS = frozenset(QuotaParams.__dataclass_fields__)
 
 
 class SiteRowLike(Protocol):
@@ -69,39 +68,6 @@ class MeterRowLike(Protocol):
     def product(self) -> str | None: ...
 
 
-def _product_fields(p: Any) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
-    """(product, indicator, the indicator's own meter codes, correction parameters)."""
-    get = p.get if isinstance(p, Mapping) else (lambda k, d=None: getattr(p, k, d))
-    params = get("parameters", None) or {}
-    return (str(get("product")), str(get("indicator", "kgce_per_t") or "kgce_per_t"), tuple(get("meters", None) or ()),
-            dict(params.items() if isinstance(params, Mapping) else params))
-
-
-def _quota_rules(site: SiteRowLike, meters: Sequence[MeterRowLike]) -> list[QuotaRule]:
-    """One rule per declared (product, indicator), sharing the site's allocation of energy."""
-    products = [_product_fields(p) for p in site.products]
-    alloc = allocate(
-        str(getattr(site, "code", site.id)), (p for p, *_ in products),
-        [MeterUse(m.id, str(getattr(m, "code", m.id)), m.role, m.carrier, m.product,
-                  tuple(getattr(m, "shares", ()) or ()), bool(getattr(m, "feedstock", False))) for m in meters],
-    ) if meters else None
-    ids = {ref: m.id for m in meters  # the registry writes an indicator's meters as "gateway/code"
-           for ref in (str(getattr(m, "code", m.id)), f"{getattr(m, 'gateway_id', '')}/{getattr(m, 'code', m.id)}")}
-    site_params = {"altitude_m": getattr(site, "altitude_m", None),
-                   "atmospheric_pressure_pa": getattr(site, "atmospheric_pressure_pa", None)}
-    out: list[QuotaRule] = []
-    for product, indicator, codes, params in products:
-        found = find(product, indicator)
-        # an indicator named by unit ("kwh_per_t") selects the rows of that unit (older files)
-        rows = (found,) if found is not None else tuple(
-            q for q in QUOTAS.get(product, ()) if q.unit == INDICATOR_UNITS.get(indicator, indicator))
-        qp = QuotaParams(**{k: v for k, v in {**site_params, **params}.items()
-                            if v is not None and k in _PARAMS})  # validated at registry load
-        own = frozenset(ids[c] for c in codes if c in ids) if codes else None
-        out += [QuotaRule(quota=q, new_build=site.new_build, params=qp, meters=own, allocation=alloc) for q in rows]
-    return out
-
-
 def site_rules(site: SiteRowLike, meters: Sequence[MeterRowLike] = ()) -> SiteRules:
     pue = pue_annual = annual = None
     quotas: list[QuotaRule] = []
@@ -119,7 +85,7 @@ def site_rules(site: SiteRowLike, meters: Sequence[MeterRowLike] = ()) -> SiteRu
         pue_annual = PueAnnualRule(limit=limit, limit_source=source)  # compliance: the annual PUE
         annual = AnnualTceRule()
     else:
-        quotas = _quota_rules(site, meters)
+        quotas = list(site_quota_rules(site, meters))
     budget = BudgetRule(budget_tce=site.energy_budget_tce) if site.energy_budget_tce else None
     return SiteRules(
         site_id=site.id, enterprise_id=site.enterprise_id,
@@ -128,28 +94,19 @@ def site_rules(site: SiteRowLike, meters: Sequence[MeterRowLike] = ()) -> SiteRu
     )
 
 
-def meter_spec(m: MeterRowLike) -> MeterSpec:
-    return MeterSpec(
-        meter_id=m.id, site_id=m.site_id, carrier=m.carrier, unit=m.unit,
-        role=m.role,  # type: ignore[arg-type]  # validated by the registry loader
-        kind=m.kind,  # type: ignore[arg-type]
-        multiplier=m.multiplier, rollover=m.rollover, coefficient=m.coefficient, product=m.product,
-        interval_s=float(getattr(m, "interval_s", 900)),  # the registry's reading interval
-    )
-
-
 class SpecCache:
     """Meter specs by meter row identity: storage's RowCache hands back the same row object
     for an unchanged row, so an unchanged meter keeps its spec across registry reloads."""
 
-    def __init__(self) -> None:
+    def __init__(self, electricity: ElectricityValue = CALORIFIC_VALUE) -> None:
         self._specs: dict[int, tuple[MeterRowLike, MeterSpec]] = {}
+        self._electricity = electricity
 
     def specs(self, meters: Mapping[int, MeterRowLike]) -> dict[int, MeterSpec]:
         old, new = self._specs, {}
         for mid, m in meters.items():
             hit = old.get(mid)
-            new[mid] = (m, hit[1] if hit is not None and hit[0] is m else meter_spec(m))
+            new[mid] = (m, hit[1] if hit is not None and hit[0] is m else meter_spec(m, self._electricity))
         self._specs = new
         return {mid: spec for mid, (_m, spec) in new.items()}
 

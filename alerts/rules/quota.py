@@ -37,6 +37,7 @@ from analytics.quotas import (
     allocate,
     at_precision,
     exceeds,
+    find,
     level_of,
     limits,
     unit_consumption,
@@ -228,3 +229,47 @@ def evaluate_site(rules: Sequence[QuotaRule], run: Run, energy: SiteEnergyState,
     for rule, inp in site_inputs(rules, alloc, energy, specs, day_end, site_id=site_id, enterprise_id=enterprise_id):
         key = alert_key("site", site_id, rule.rule_name(inp.period))
         run.set(key, evaluate(rule, run.get(key), inp, now))
+
+
+# ------------------------------------------------------------ which quota rules a site gets
+
+#: an indicator named by its unit in older registry files selects the rows of that unit
+INDICATOR_UNITS = {"kgce_per_t": "kgce/t", "kwh_per_t": "kWh/t"}
+_PARAMS = frozenset(QuotaParams.__dataclass_fields__)
+
+
+def _product_fields(p: Any) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
+    """(product, indicator, the indicator's own meter codes, correction parameters)."""
+    get = p.get if isinstance(p, Mapping) else (lambda k, d=None: getattr(p, k, d))
+    params = get("parameters", None) or {}
+    return (str(get("product")), str(get("indicator", "kgce_per_t") or "kgce_per_t"), tuple(get("meters", None) or ()),
+            dict(params.items() if isinstance(params, Mapping) else params))
+
+
+def site_quota_rules(site: Any, meters: Sequence[Any]) -> list[QuotaRule]:
+    """One rule per (product, indicator) a plant's registry row declares (``site.products``,
+    ``site.new_build``, its altitude), sharing the site's allocation of energy among its
+    products over its meter rows (id, code, gateway_id, role, carrier, product, shares,
+    feedstock): what the worker evaluates and the portal's unit-product view shows."""
+    products = [_product_fields(p) for p in site.products]
+    alloc = allocate(
+        str(getattr(site, "code", site.id)), (p for p, *_ in products),
+        [MeterUse(m.id, str(getattr(m, "code", m.id)), m.role, m.carrier, m.product,
+                  tuple(getattr(m, "shares", ()) or ()), bool(getattr(m, "feedstock", False))) for m in meters],
+    ) if meters else None
+    ids = {ref: m.id for m in meters  # the registry writes an indicator's meters as "gateway/code"
+           for ref in (str(getattr(m, "code", m.id)), f"{getattr(m, 'gateway_id', '')}/{getattr(m, 'code', m.id)}")}
+    site_params = {"altitude_m": getattr(site, "altitude_m", None),
+                   "atmospheric_pressure_pa": getattr(site, "atmospheric_pressure_pa", None)}
+    out: list[QuotaRule] = []
+    for product, indicator, codes, params in products:
+        found = find(product, indicator)
+        # an indicator named by unit ("kwh_per_t") selects the rows of that unit (older files)
+        rows = (found,) if found is not None else tuple(
+            q for q in QUOTAS.get(product, ()) if q.unit == INDICATOR_UNITS.get(indicator, indicator))
+        qp = QuotaParams(**{k: v for k, v in {**site_params, **params}.items()
+                            if v is not None and k in _PARAMS})  # validated at registry load
+        own = frozenset(ids[c] for c in codes if c in ids) if codes else None
+        out += [QuotaRule(quota=q, new_build=bool(site.new_build), params=qp, meters=own, allocation=alloc)
+                for q in rows]
+    return out

@@ -179,23 +179,22 @@ def test_hourly_carbide_plant_over_its_quota_is_judged_and_complete(year: tuple[
 
 
 def test_the_portal_chart_plots_the_rolling_12_months_to_the_designation(year: tuple[Pipeline, str]) -> None:
-    from portal import queries, views
+    from portal import figures, views
+    from storage.read.alerts import AlertFilter, list_alerts
 
     p, _ = year
     with psycopg.connect(p.admin_dsn) as conn:
-        alert = queries.list_alerts(conn, queries.AlertFilter(rule="dc_annual_tce", status="active"), 10)
+        alert = list_alerts(conn, AlertFilter(rule="dc_annual_tce", status="active"), 10)
         assert [a["site_name"] for a in alert] == ["数据中心 dc-over"]
-        label, points = queries.alert_series(conn, alert[0])
+        label, points = figures.alert_series(conn, alert[0])
     assert label == "rolling 12-month tce"
     # a point a day over the year to 31 December; the last is the whole of 2025
     assert points[-1][0].date().isoformat() == "2025-12-31"
-    # The portal's rolling figure is summed from the daily rollup, which counts the reading of
-    # 1 Jan 2026 00:00 (the energy of 31 December) on 1 January, where the engine puts a reading
-    # on the interval it closes. Until both read one definition of energy (issue 14, item 6: the
-    # register arithmetic in one place, another change), the portal's last point of the year may
-    # lack that one reading interval -- here a day, 8 MW × 24 h × 1.25 × 0.1229 = 29.496 tce.
-    expected, one_reading = 8000 * 8760 * 1.25 * KGCE_PER_KWH / 1000, 8000 * 24 * 1.25 * KGCE_PER_KWH / 1000
+    # The portal's rolling figure reads the one definition of energy (analytics.energy_definition):
+    # the reading of 1 Jan 2026 00:00 closes 31 December there as in the engine, so the last
+    # point is the whole year, 8 MW × 8 760 h × 1.25 × 0.1229 kgce/kWh / 1000.
+    expected = 8000 * 8760 * 1.25 * KGCE_PER_KWH / 1000
     last = points[-1][1]
-    assert last is not None and expected - one_reading - 0.01 <= last <= expected + 0.01
+    assert last is not None and abs(last - expected) <= 0.01
     svg = views.alert_chart(alert[0], points, label)
     assert "Rolling 12-month" in svg and "projection at the recent rate" in svg and "10,000" in svg

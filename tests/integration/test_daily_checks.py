@@ -1,20 +1,22 @@
 """The once-a-day checks on real PostgreSQL and Kafka (stream/daily.py).
 
 One data centre, two register meters (kWh), hourly readings at local hh:00; a reading at t
-adds the consumption of the hour [t − 1 h, t) to the register, so the hourly energy bucket
-starting at t is that hour's consumption. Checked day D = 2026-03-10 (Asia/Shanghai); the
-anomaly model trains on 2026-02-10 .. 03-09 (28 days).
+adds the consumption of the hour [t − 1 h, t) to the register, and a reading closes the
+interval before it (analytics.energy_definition), so the hourly energy bucket starting at
+t − 1 h is that hour's consumption. Checked day D = 2026-03-10 (Asia/Shanghai), readings up to
+its 23:00; the anomaly model trains on 2026-02-10 .. 03-09 (28 days).
 
 * ``facility-main`` constant 120 kWh/h, silent from 02-27 00:00 until 03-04 00:00 (first
-  March reading 03-04 00:00): the daily figures give March the gap's energy, the register
-  difference of March does not ->
-  Σ daily 03-01..10 = (02-26 23:00 → 03-04 23:00: 144 h) + 6 days × 24 h = 288 h × 120 = 34 560
+  March reading 03-04 00:00): the register's step across the gap, 02-26 23:00 → 03-04 00:00,
+  121 h × 120 = 14 520 kWh, is shared by time, so March's daily figures hold its 72 h from
+  03-01 00:00; the register difference of March starts at 03-04 00:00 ->
+  Σ daily 03-01..10 = 72 h + (03-04 00:00 → 03-10 23:00: 167 h) = 239 h × 120 = 28 680
   monthly = 03-04 00:00 → 03-10 23:00 = 167 h × 120 = 20 040
-  |34 560 − 20 040| / 20 040 = 14 520 / 20 040 = 0.724551 > 5 %  -> daily_monthly_mismatch.
-* ``it-main`` 550 − 250·cos(2π·local hour/24) kWh/h (Σ over a day = 24 × 550 = 13 200):
-  Σ daily 03-01..10 = 132 000 vs monthly = 132 000 − 300 (the 00:00 hour of 03-01) = 131 700:
-  0.23 % -> no mismatch; but 02:00-04:00 local of D at 800 instead of ≈ 300-330
-  (a night load at day level) -> consumption_anomaly; 03-11 normal again -> cleared.
+  |28 680 − 20 040| / 20 040 = 8 640 / 20 040 = 0.431138 > 5 %  -> daily_monthly_mismatch.
+* ``it-main`` 550 − 250·cos(2π·local hour/24) kWh/h: Σ daily 03-01..10 and the monthly
+  difference both run from the 03-01 00:00 reading to the 03-10 23:00 one: no mismatch; but
+  the readings at 02:00-04:00 local of D carry 800 instead of ≈ 300-330 (the hours 01:00-04:00:
+  a night load at day level) -> consumption_anomaly; 03-11 normal again -> cleared.
 Expected values come from these parameters, not from the code under test.
 """
 
@@ -121,13 +123,13 @@ def test_daily_checks_open_dedupe_and_clear(env: tuple[Pipeline, str, dict[str, 
             (f"meter:{it}:consumption_anomaly", "consumption_anomaly", "warning", 0.0, END_D, None),
         ]
         mismatch, anomaly = got[0], got[1]
-        assert mismatch[3] == pytest.approx(0.724551)
+        assert mismatch[3] == pytest.approx(0.431138)
         det = mismatch[7]
-        assert (det["daily_sum"], det["monthly_register_difference"]) == (34_560.0, 20_040.0)
-        assert det["period"] == "2026-03-01..2026-03-10" and det["formula"] == "|34560 − 20040| / 20040 = 0.7246"
-        # the run of anomalous hours: the rule keeps the newest two (03:00 and 04:00 local)
+        assert (det["daily_sum"], det["monthly_register_difference"]) == pytest.approx((28_680.0, 20_040.0))
+        assert det["period"] == "2026-03-01..2026-03-10" and det["formula"] == "|28680 − 20040| / 20040 = 0.4311"
+        # the run of anomalous hours: the rule keeps the newest two (the hours from 02:00 and 03:00 local)
         assert anomaly[3] > 0 and [pt["ts"] for pt in anomaly[7]["points"]] == [
-            "2026-03-09T19:00:00+00:00", "2026-03-09T20:00:00+00:00"]
+            "2026-03-09T18:00:00+00:00", "2026-03-09T19:00:00+00:00"]
         assert all(pt["rate_per_h"] == 800.0 and pt["score"] > 0 for pt in anomaly[7]["points"])
         assert p.sql("SELECT local_day, scheduled FROM daily_checks") == [(D, True)]
 
@@ -142,8 +144,8 @@ def test_daily_checks_open_dedupe_and_clear(env: tuple[Pipeline, str, dict[str, 
             assert run_due(dsn, now + timedelta(days=1), CFG, publish, timedelta(hours=1)) is None
 
         # 03-11 normal: the anomaly clears at the end of 03-11; the mismatch stays open:
-        # Σ 34 560 + 2 880 = 37 440 vs 20 040 + 2 880 = 22 920 -> 14 520 / 22 920 = 0.633508,
-        # moved 0.091 < 20 % of 0.724551: no transition
+        # Σ 28 680 + 2 880 = 31 560 vs 20 040 + 2 880 = 22 920 -> 8 640 / 22 920 = 0.376963,
+        # moved 0.054 < 20 % of 0.431138: no transition
         with psycopg.connect(dsn) as conn:
             ingest.write_batch(conn, readings(meters, END_D, END_D + timedelta(days=1), registers), [], [])
             conn.commit()

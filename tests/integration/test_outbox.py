@@ -13,7 +13,7 @@ from nxem import contract
 from nxem.contract import AlertEvent, alert_key
 from nxem.harness import consume_all, pipeline, wait_for
 from nxem.services import ServiceSettings
-from portal.queries import acknowledge
+from storage.read.alerts import acknowledge
 from simulators.scenario import data_centre_document
 from storage.ingest import write_batch
 

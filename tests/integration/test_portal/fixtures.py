@@ -114,8 +114,8 @@ def populate(dbname: str, dsn: str, today: date) -> World:
                                    ("out", "calcium_carbide", "t", "product_output", None, "calcium_carbide")])
         conn.commit()
         rows = []
-        for k in range(DAYS * 96):
-            ts = t0 + timedelta(minutes=15 * (k + 1)) - timedelta(seconds=1)
+        for k in range(DAYS * 96):  # each reading closes its quarter-hour: 00:15 .. 24:00 of each day
+            ts = t0 + timedelta(minutes=15 * (k + 1))
             rows += [(it, ts, 500.0), (fac, ts, 650.0), (el, ts, 8000.0), (out, ts, 1.0)]
         at = t0 + timedelta(days=1)
         alerts = [

@@ -4,31 +4,31 @@ that day's figure.
 
 A database of its own with four plants (one electricity meter each, coefficient
 electricity_calorific 0.1229 kgce/kWh, GB/T 2589-2020; tCO₂ from the test's factor file,
-0.0005 tCO₂/kWh). D1..D3 are the three local days up to yesterday.
+0.0005 tCO₂/kWh). D1..D3 are the three local days up to yesterday. A reading closes the
+interval before it and a register's step is shared by time over the interval it closes
+(analytics.energy_definition, the rules' definition).
 
-* A (interval meter): 250 kWh per 6 h, stamped a second before the end of each interval, i.e.
-  at 05:59:59, 11:59:59, 17:59:59, 23:59:59 local: each lands in the quarter-hour starting
-  at 05:45, 11:45, 17:45, 23:45 and in the hour starting at 05:00, 11:00, 17:00, 23:00.
+* A (interval meter, 15 min): 250 kWh at 06:00, 12:00, 18:00 and 24:00 (the next day's 00:00)
+  local, each closing the quarter-hour starting at 05:45, 11:45, 17:45, 23:45 -- of the day
+  before for the 24:00 reading -- and the hour starting at 05:00, 11:00, 17:00, 23:00.
     per reading: 250 kWh × 0.1229 = 30.725 kgce = 0.030725 tce;  250 × 0.0005 = 0.125 tCO₂
     per day:     4 × 250 = 1 000 kWh = 0.1229 tce, 0.5 tCO₂
-* B (register meter, multiplier 2, rollover 10 000): raw value (9 800 + 50 k) mod 10 000 at
-  01:30, 04:30, …, 22:30 local (k = 0..23, 8 a day), so it wraps at D1 13:30 (9 950 -> 0).
-    D1: no reading before it: base is its first value; 150 < 9 800, a wrap:
-        150 + 10 000 − 9 800 = 350 × 2 = 700 kWh = 86.03 kgce = 0.08603 tce
-        quarter-hours: 01:30 holds only the first reading: 0; the seven others 50 × 2 = 100 kWh
-        each (13:30: 0 + 10 000 − 9 950 = 50), 100 × 0.1229 = 12.29 kgce = 0.01229 tce
-    D2: base is D1's last value 150: 550 − 150 = 400 × 2 = 800 kWh = 0.09832 tce; its eight
-        quarter-hours 100 kWh = 0.01229 tce each (01:30: 200 − 150 = 50 × 2, from D1's last)
-    D3: 950 − 550 = 400 × 2 = 800 kWh = 0.09832 tce
-* G (register, a whole day without readings): 100 at D1 12:00, 130 at D1 18:00; nothing on
-  D2; 500 at D3 12:00, 560 at D3 18:00.
-    D1: 130 − 100 = 30 kWh;  D3: the previous bucket is not in D2, so base is D3's first value:
-    560 − 500 = 60 kWh = 7.374 kgce = 0.007374 tce (never 560 − 130); quarter-hours of D3:
-    12:00 -> 0, 18:00 -> 60 kWh
+* B (register meter, multiplier 2, wraps at 10 000): raw value (9 800 + 50 k) mod 10 000 every
+  3 h from D1 00:00 to the 00:00 after D3 (k = 0..24), so it wraps between D1 09:00 and 12:00
+  (9 950 -> 0: 10 000 − 9 950 + 0 = 50).  Each step 50 × 2 = 100 kWh over 3 h: 100 / 12
+  = 8.3333 kWh a quarter-hour (0.00102417 tce), the wrap's quarters included.
+    D1: k = 0 is the baseline; the steps into k = 1..8 (k = 8 at D2 00:00 closes D1):
+        8 × 100 = 800 kWh = 98.32 kgce = 0.09832 tce; D2 (k = 9..16) and D3 (k = 17..24) the same
+* G (register, a whole day without readings): 100 at D1 12:00, 130 at D1 18:00; nothing on D2;
+  490 at D3 06:00, 550 at D3 12:00.  130 -> 490 = 360 kWh over the 36 h (D1 18:00, D3 06:00]:
+  10 kWh an hour, 2.5 a quarter-hour, shared by time:
+    D1: 30 + 6 h × 10 = 90 kWh = 0.011061 tce;  D2: 24 h × 10 = 240 kWh = 0.029496 tce;
+    D3: 6 h × 10 + 60 = 120 kWh = 0.014748 tce; D3's quarter-hours 00:00 .. 11:45 hold 2.5 kWh
+    each = 0.00030725 tce (48 of them)
 * C (interval, the rolling window's edge): 100 kWh at noon on D1 − 363, 10 kWh at noon on
   D1 − 362, 1 000 kWh at noon on D3. The rolling 12 months ending at a day are the 365 local
   days up to and including it (alerts.rules.annual: AnnualTceRule.period = 365 days, summed
-  by alerts.engine._annual over [end − period, end) with end the local midnight after it):
+  over [end − period, end) with end the local midnight after it):
     D1: days D1 − 364 .. D1 hold 100 + 10 = 110 kWh = 13.519 kgce = 0.013519 tce
     D2: days D1 − 363 .. D2: 110 kWh = 0.013519 tce
     D3: days D1 − 362 .. D3: 10 + 1 000 = 1 010 kWh = 124.129 kgce = 0.124129 tce
@@ -103,13 +103,12 @@ def plants(services: ServiceSettings) -> Iterator[Plants]:
             conn.execute("UPDATE meters SET kind = 'register' WHERE id = %s", (el_g,))
             conn.commit()
             rows: list[tuple[int, datetime, float]] = []
-            rows += [(el_a, _at(d, h, 59, 59), 250.0) for d in days for h in (5, 11, 17, 23)]
-            rows += [(el_b, _at(d, 1 + 3 * i, 30), (9800.0 + 50 * (8 * n + i)) % 10000)
-                     for n, d in enumerate(days) for i in range(8)]
+            rows += [(el_a, _at(d, 0) + timedelta(hours=h), 250.0) for d in days for h in (6, 12, 18, 24)]
+            rows += [(el_b, _at(d1, 0) + timedelta(hours=3 * k), (9800.0 + 50 * k) % 10000) for k in range(25)]
             rows += [(el_c, _at(d1 - timedelta(days=363), 12), 100.0), (el_c, _at(d1 - timedelta(days=362), 12), 10.0),
                      (el_c, _at(d3, 12), 1000.0)]
-            rows += [(el_g, _at(d1, 12), 100.0), (el_g, _at(d1, 18), 130.0), (el_g, _at(d3, 12), 500.0),
-                     (el_g, _at(d3, 18), 560.0)]
+            rows += [(el_g, _at(d1, 12), 100.0), (el_g, _at(d1, 18), 130.0), (el_g, _at(d3, 6), 490.0),
+                     (el_g, _at(d3, 12), 550.0)]
             write_batch(conn, rows, [], [])
             conn.commit()
             create_user(conn, "insp", PASSWORD, "inspector", None)
@@ -171,26 +170,28 @@ def test_hours_of_an_interval_meter(client: TestClient, insp: dict[str, str], pl
 def test_quarter_hours_of_a_register_meter(client: TestClient, insp: dict[str, str], plants: Plants) -> None:
     pts = _energy(client, insp, plants.b, "15min", plants.d1, plants.d2)
     d1 = [p for p in pts if p["period_start"].startswith(plants.d1.isoformat())]
-    d2 = [p for p in pts if p["period_start"].startswith(plants.d2.isoformat())]
-    # D1: the first reading only sets the base (0), then 7 × 50 × 2 = 100 kWh, the wrap included
-    assert [p["tce"] for p in d1] == pytest.approx([0.0] + [0.01229] * 7)
-    assert _starts(d1)[4] == datetime.combine(plants.d1, time(13, 30), LOCAL)  # 9 950 -> 0 (+ 10 000)
-    # D2: eight × 100 kWh = 0.01229 tce, the first from D1's last value
-    assert [p["tce"] for p in d2] == pytest.approx([0.01229] * 8)
-    # asked for D2 alone, its first quarter-hour still steps from D1's last value (150 -> 200)
+    # every quarter-hour of D1 holds 100 / 12 kWh = 8.3333 kWh × 0.1229 / 1000 = 0.00102417 tce,
+    # the wrap's (09:00 .. 11:45: 9 950 -> 0 is 50 × 2 = 100 kWh over 3 h) included
+    assert _starts(d1) == [datetime.combine(plants.d1, time(0), LOCAL) + timedelta(minutes=15 * q) for q in range(96)]
+    assert [p["tce"] for p in d1] == pytest.approx([100 / 12 * 0.1229 / 1000] * 96)
+    # asked for D2 alone, its quarter-hours are the same: the step into D2's readings starts
+    # from D1's last reading, the one into D2's last quarter ends at D3 00:00
     alone = _energy(client, insp, plants.b, "15min", plants.d2, plants.d2)
-    assert [p["tce"] for p in alone] == pytest.approx([0.01229] * 8)
-    assert alone[0]["tco2"] == pytest.approx(0.05)  # 100 kWh × 0.0005
+    both = [p for p in pts if p["period_start"].startswith(plants.d2.isoformat())]
+    assert len(alone) == 96 and [p["tce"] for p in alone] == pytest.approx([p["tce"] for p in both])
+    assert alone[0]["tco2"] == pytest.approx(100 / 12 * 0.0005)  # 8.3333 kWh × 0.0005
 
 
-def test_a_register_after_a_day_without_readings(client: TestClient, insp: dict[str, str], plants: Plants) -> None:
+def test_a_register_across_a_day_without_readings(client: TestClient, insp: dict[str, str],
+                                                  plants: Plants) -> None:
     days = _energy(client, insp, plants.g, "day", plants.d1, plants.d3)
-    assert [p["period_start"] for p in days] == [plants.d1.isoformat(), plants.d3.isoformat()]
-    # D1: 130 − 100 = 30 kWh; D3: 560 − 500 = 60 kWh (D2 held nothing: no step from 130)
-    assert [p["tce"] for p in days] == pytest.approx([tce(30), tce(60)])
+    assert [p["period_start"] for p in days] == [d.isoformat() for d in (plants.d1, plants.d2, plants.d3)]
+    # D1: 30 + 60; D2: 240; D3: 60 + 60 kWh -- the 360 kWh of the gap shared by time (module doc)
+    assert [p["tce"] for p in days] == pytest.approx([tce(90), tce(240), tce(120)])
     quarters = _energy(client, insp, plants.g, "15min", plants.d3, plants.d3)
-    assert _starts(quarters) == [datetime.combine(plants.d3, time(h), LOCAL) for h in (12, 18)]
-    assert [p["tce"] for p in quarters] == pytest.approx([0.0, 0.007374])
+    assert _starts(quarters) == [datetime.combine(plants.d3, time(0), LOCAL) + timedelta(minutes=15 * q)
+                                 for q in range(48)]
+    assert [p["tce"] for p in quarters] == pytest.approx([0.00030725] * 48)  # 2.5 kWh each
 
 
 # ----------------------------------------------------------------- Σ fine periods == day
@@ -222,7 +223,9 @@ def test_the_day_figures_the_sums_are_checked_against(client: TestClient, insp: 
     a = _energy(client, insp, plants.a, "day", plants.d1, plants.d3)
     assert [p["tce"] for p in a] == pytest.approx([0.1229] * 3)  # 1 000 kWh a day
     b = _energy(client, insp, plants.b, "day", plants.d1, plants.d3)
-    assert [p["tce"] for p in b] == pytest.approx([0.08603, 0.09832, 0.09832])  # 700, 800, 800 kWh
+    assert [p["tce"] for p in b] == pytest.approx([0.09832] * 3)  # 800 kWh a day
+    g = _energy(client, insp, plants.g, "day", plants.d1, plants.d3)
+    assert [p["tce"] for p in g] == pytest.approx([0.011061, 0.029496, 0.014748])  # 90, 240, 120 kWh
 
 
 # ----------------------------------------------------------------- rolling 12 months

@@ -30,16 +30,20 @@ def test_daily_energy_pue_and_unit_product(client: TestClient, ent_a: dict[str, 
     assert p["pue_limit"] == 1.2 and [x["pue"] for x in p["points"]] == pytest.approx([1.3] * 3)
     u = client.get(f"/api/v1/sites/{world.site_b}/unit-product", headers=ent_b,
                    params={**_range(world), "product": "calcium_carbide"}).json()
-    assert u["quota_levels_kgce_per_t"] == {"level1": 805.0, "level2": 823.0, "level3": 940.0}
+    assert (u["indicator"], u["unit"]) == ("kgce_per_t", "kgce/t")
+    assert u["quota_levels"] == {"level1": 805.0, "level2": 823.0, "level3": 940.0}
     # 768 000 kWh x 0.1229 / 96 t = 983.2 kgce/t
-    assert [x["kgce_per_t"] for x in u["points"]] == pytest.approx([983.2] * 3)
+    assert [x["value"] for x in u["points"]] == pytest.approx([983.2] * 3)
 
 
 def test_readings_are_downsampled(client: TestClient, ent_a: dict[str, str], world: World) -> None:
     r = client.get(f"/api/v1/meters/{world.meters_a[1]}/readings", headers=ent_a,
                    params={**_range(world), "points": 10}).json()
     assert r["bucket_s"] == 43200 and len(r["points"]) == 6
-    assert all(x["avg"] == 650.0 and x["n"] == 48 for x in r["points"])
+    # readings at 00:15 .. 24:00 of each day: the first 12 hours hold 47 (00:15 .. 11:45), and the
+    # reading at 24:00 of the last day lies after the range
+    assert [x["n"] for x in r["points"]] == [47, 48, 48, 48, 48, 48]
+    assert all(x["avg"] == 650.0 for x in r["points"])
 
 
 def test_overview(client: TestClient, insp: dict[str, str], world: World) -> None:

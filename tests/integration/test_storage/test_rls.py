@@ -11,7 +11,9 @@ import psycopg
 import pytest
 
 from nxem.contract import AlertEvent, DeadLetter, alert_key
-from storage import queries
+from storage.errors import Conflict
+from storage.read import alerts as read_alerts
+from storage.read import energy as read_energy
 from storage.ingest import write_batch
 from storage.rls import tenant_transaction
 from tests.integration.test_storage.conftest import DC_ENT, OTHER_ENT, PLANT_ENT, Db, load_demo, meter_ids, utc
@@ -122,11 +124,11 @@ def test_nothing_can_be_inferred_about_another_tenant(two_tenants: tuple[Db, dic
         assert _scalar(conn, "SELECT count(*) FROM v_readings WHERE meter_id = %s", (other_it,)) == 0
         assert _scalar(conn, "SELECT sum(value) FROM v_readings WHERE meter_id = %s", (other_it,)) is None
         assert _scalar(conn, "SELECT max(last_value) FROM v_rollup_1d WHERE meter_id = %s", (other_it,)) is None
-        assert queries.meter_energy(conn, [other_it], T0, T0 + timedelta(days=1)) == []
-        assert queries.site_energy_tce(conn, sites["yc-dc-01"], date(2026, 3, 1), date(2026, 3, 2)) == []
-        assert queries.pue_series(conn, sites["yc-dc-01"], T0, T0 + timedelta(days=1)) == []
-        assert [a.enterprise_id for a in queries.alerts(conn)] == [DC_ENT]
-        assert queries.active_alert_events(conn, sites["yc-dc-01"]) == []
+        assert read_energy.meter_energy(conn, [other_it], T0, T0 + timedelta(days=1)) == []
+        assert read_energy.energy(conn, sites["yc-dc-01"], "day", date(2026, 3, 1), date(2026, 3, 1)) == []
+        assert read_energy.pue(conn, sites["yc-dc-01"], date(2026, 3, 1), date(2026, 3, 1)) == []
+        assert [a["enterprise_id"] for a in read_alerts.list_alerts(conn, read_alerts.AlertFilter(), 50)] == [DC_ENT]
+        assert read_alerts.active_alert_events(conn, sites["yc-dc-01"]) == []
         # an exists-probe through the primary key does not reveal the other tenant's keys
         assert _scalar(conn, "SELECT count(*) FROM v_readings WHERE (meter_id, ts) = (%s, %s)", (other_it, T0)) == 0
 
@@ -152,9 +154,12 @@ def test_an_enterprise_acknowledges_its_own_alert_only(two_tenants: tuple[Db, di
     ids = dict(db.sql("SELECT enterprise_id, id FROM alerts"))
     with db.connect("nxem_portal") as conn:
         with tenant_transaction(conn, DC_ENT):
-            assert queries.ack_alert(conn, ids[OTHER_ENT], "alice", T0) is False
-            assert queries.ack_alert(conn, ids[DC_ENT], "alice", T0) is True
-            assert queries.ack_alert(conn, ids[DC_ENT], "alice", T0) is False  # already acknowledged
+            assert read_alerts.get_alert(conn, ids[OTHER_ENT]) is None  # not visible: nothing to acknowledge
+            own = read_alerts.get_alert(conn, ids[DC_ENT])
+            assert own is not None
+            assert read_alerts.acknowledge(conn, own, "alice", "seen", T0)["actor"] == "alice"
+            with pytest.raises(Conflict):  # already acknowledged
+                read_alerts.acknowledge(conn, own, "alice", "seen", T0)
         with pytest.raises(psycopg.errors.InsufficientPrivilege), tenant_transaction(conn, DC_ENT):
             conn.execute("UPDATE alerts SET severity = 'warning'")
     assert sorted(db.sql("SELECT enterprise_id, acked_by FROM alerts")) == sorted([

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from portal import queries as portal_queries
-from storage import queries, timescale
+from storage import timescale
 from storage.errors import TimescaleError
 from storage.ingest import write_batch
+from storage.read import energy as read_energy
 from storage.rls import tenant_transaction
 from tests.integration.test_storage.conftest import DC_ENT, Db, in_ci, load_demo, meter_ids
 
@@ -204,9 +204,10 @@ def test_compression_runs_under_live_ingest_and_late_readings_land_once(tsdb: Db
     # 288 readings 1 000 + 250 k (k = 0..287): Σ = 288 × 1 000 + 250 × (287 × 288 / 2) = 10 620 000
     assert tsdb.sql("SELECT count(*), sum(value) FROM readings WHERE meter_id = %s", (it,)) == [(288, 10_620_000.0)]
     with tsdb.connect("nxem_ingest") as conn:
-        days = queries.meter_energy(conn, [it], d0, d0 + timedelta(days=3), "1d")
-    # first day last − first = 250 × 95 = 23 750; then 96 steps of 250 = 24 000 a day
-    assert [e.energy for e in days] == [23_750.0, 24_000.0, 24_000.0]
+        days = read_energy.meter_energy(conn, [it], d0, d0 + timedelta(days=3), "day")
+    # a reading closes the quarter before it (analytics.energy_definition): day 0 the steps into
+    # k = 1..96 (96 × 250 = 24 000), day 1 into k = 97..192, day 2 into k = 193..287 (95 × 250)
+    assert [e.energy for e in days] == [24_000.0, 24_000.0, 23_750.0]
 
 
 # ------------------------------------------------------------------------ continuous aggregates
@@ -243,31 +244,35 @@ def test_aggregates_equal_the_raw_readings_after_late_data_and_a_refresh(tsdb: D
 
     def by_meter(period: str, site: str) -> list[tuple[Any, float]]:
         with tsdb.connect("nxem_ingest") as conn:
-            rows = portal_queries.energy_by_meter(conn, sites[site], period, day0, day0 + timedelta(days=1))
+            rows = read_energy.energy_by_meter(conn, sites[site], period, day0, day0 + timedelta(days=1))
         return [(r["period_start"], r["qty"]) for r in rows]
 
-    # before the late readings: power hour 1 (k 4..7 without 11 kWh) = 46 − 11 = 35, each day 1 104 − 11
-    # = 1 093; facility hour 1 ends at k 6: 2 500 − 1 750 = 750, hour 2 = 3 750 − 2 500 = 1 250
+    # A reading closes the quarter before it (analytics.energy_definition): hour h holds the
+    # readings k = 4h + 1 .. 4h + 4 (11 + 12 + 13 + 10 = 46 kWh of power), the last hour of day 1
+    # only k = 189..191 (36: no reading at k = 192 closes it). Before the late readings: power
+    # hour 1 lacks k 5 (11 kWh) = 35, day 0 = 24 × 46 − 11 = 1 093, day 1 = 23 × 46 + 36 − 11
+    # = 1 083; the facility register's step 6 -> 8 (500) is shared by the quarters 6 and 7 of
+    # hour 1: its hours stay 4 × 250 = 1 000
     assert [q for _, q in by_meter("hour", "nd-cc-01")][:3] == [46.0, 35.0, 46.0]
-    assert [q for _, q in by_meter("day", "nd-cc-01")] == [1093.0, 1093.0]
-    assert [q for _, q in by_meter("hour", "zw-dc-01")][:3] == [750.0, 750.0, 1250.0]
+    assert [q for _, q in by_meter("day", "nd-cc-01")] == [1093.0, 1083.0]
+    assert [q for _, q in by_meter("hour", "zw-dc-01")][:3] == [1000.0, 1000.0, 1000.0]
 
     late = [p(5), p(101), f(7), f(150), p(0), f(0), (power, d0 + 6 * Q, 99.0)]  # 4 late, 2 repeats, 1 refused
     res = write(tsdb, late)
     assert (res.inserted, res.duplicates, len(res.conflicts)) == (4, 3, 1)
     # below the watermark the aggregates show what was materialised until they are refreshed
-    assert [q for _, q in by_meter("day", "nd-cc-01")] == [1093.0, 1093.0]
+    assert [q for _, q in by_meter("day", "nd-cc-01")] == [1093.0, 1083.0]
     for job in refresh:
         run(tsdb, job)
 
-    # hand-computed: power 46 every hour, 1 104 a day; facility 750 in its first hour (last −
-    # first = 250 × 3), then 1 000 an hour; a day 750 + 23 × 1 000 = 23 750, then 96 × 250 = 24 000
+    # hand-computed: power 46 every hour but the last (36), 1 104 on day 0 and 1 094 on day 1;
+    # facility 1 000 an hour (4 steps of 250) but the last (750), 24 000 then 23 750 a day
     power_hours = by_meter("hour", "nd-cc-01")
     fac_hours = by_meter("hour", "zw-dc-01")
-    assert [q for _, q in power_hours] == [46.0] * 48
-    assert [q for _, q in fac_hours] == [750.0] + [1000.0] * 47
-    assert [q for _, q in by_meter("day", "nd-cc-01")] == [1104.0, 1104.0]
-    assert [q for _, q in by_meter("day", "zw-dc-01")] == [23_750.0, 24_000.0]
+    assert [q for _, q in power_hours] == [46.0] * 47 + [36.0]
+    assert [q for _, q in fac_hours] == [1000.0] * 47 + [750.0]
+    assert [q for _, q in by_meter("day", "nd-cc-01")] == [1104.0, 1094.0]
+    assert [q for _, q in by_meter("day", "zw-dc-01")] == [24_000.0, 23_750.0]
     assert [t for t, _ in power_hours] == [d0 + h * timedelta(hours=1) for h in range(48)]
     # and bucket by bucket the aggregates hold exactly what the raw rows give (date_bin, not time_bucket)
     for cagg, width in (("rollup_15m", "15 minutes"), ("rollup_1h", "1 hour"), ("rollup_1d", "1 day")):
@@ -286,14 +291,16 @@ def test_retention_drops_raw_chunks_and_the_aggregates_keep_the_days(tsdb: Db) -
         timescale.apply_policies(conn, policies)
     jobs = pause_jobs(tsdb)
     old, recent = local_midnight(40), local_midnight(10)
-    rows = [(power, start + k * Q, 10.0 + k % 4) for start in (old, recent) for k in range(192)]
-    write(tsdb, rows)  # two old local days, two recent ones: 1 104 kWh each (46 an hour)
+    # two old local days, two recent ones: 1 104 kWh each (46 an hour); each reading closes its
+    # quarter-hour (00:15 .. 24:00), so the days hold exactly their own readings' energy
+    rows = [(power, start + (k + 1) * Q, 10.0 + k % 4) for start in (old, recent) for k in range(192)]
+    write(tsdb, rows)
     with tsdb.connect(autocommit=True) as conn:
         timescale.refresh_rollups(conn, None, None)  # materialised while the raw rows exist
 
     def days() -> list[tuple[date, float]]:
         with tsdb.connect("nxem_ingest") as conn:
-            got = portal_queries.energy_by_meter(conn, site, "day", local_day(old), local_day(recent) + timedelta(days=1))
+            got = read_energy.energy_by_meter(conn, site, "day", local_day(old), local_day(recent) + timedelta(days=1))
         return [(r["period_start"], r["qty"]) for r in got]
 
     want = [(local_day(old), 1104.0), (local_day(old) + timedelta(days=1), 1104.0),
@@ -345,8 +352,8 @@ def test_tenants_stay_apart_on_compressed_chunks_and_materialised_aggregates(tsd
                 counts[who] = [conn.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in views]  # type: ignore[index]
                 if who == "dc":
                     seen = {r[0] for r in conn.execute("SELECT DISTINCT meter_id FROM v_rollup_1d").fetchall()}
-                    other = portal_queries.energy(conn, sites["yc-dc-01"], "day", local_day(old), local_day(recent))
-                    own = portal_queries.energy(conn, sites["zw-dc-01"], "day", local_day(old), local_day(recent))
+                    other = read_energy.energy(conn, sites["yc-dc-01"], "day", local_day(old), local_day(recent))
+                    own = read_energy.energy(conn, sites["zw-dc-01"], "day", local_day(old), local_day(recent))
     # per enterprise 2 meters × 2 sets of 8 quarter-hours (2 hours, within a local day each):
     # 32 readings, 32 quarter-hours, 8 hours, 4 days; the inspector twice that
     assert counts == {"dc": [32, 32, 8, 4], "inspector": [64, 64, 16, 8], "unbound": [0, 0, 0, 0]}

@@ -1,5 +1,6 @@
-"""The energy periods: one list in step across the schema, the queries and the page, the range
-limits of the fine periods, and the rolling window taken from the data-centre annual rule."""
+"""The energy periods: one list in step across the schema, the read API and the page, the
+range limits of the fine periods, the rolling window taken from the data-centre annual rule,
+and one SQL text per grain rendered from the definition of energy."""
 
 from __future__ import annotations
 
@@ -10,31 +11,36 @@ import pytest
 from fastapi import HTTPException
 
 from alerts.rules.annual import AnnualTceRule
-from portal import api, pages, queries
+from analytics.energy_definition import ROLLOVER_PLAUSIBLE_SHARE
+from portal import api, pages
 from portal.schemas import Period
+from storage.read import energy, energy_sql
 
 
 def test_every_period_has_a_query_and_a_label() -> None:
     periods = set(get_args(Period))
-    assert periods == {"15min", "hour", "day", "month", "year", "rolling12"}
-    assert set(queries._PERIOD_TRUNC) == set(queries._PERIOD_GRAIN) == periods - {"rolling12"}
+    assert periods == {"15min", "hour", "day", "month", "year", "rolling12"} == set(get_args(energy.Period))
+    assert set(energy.PERIOD_GRAIN) == periods - {"rolling12"}
     assert set(pages.PERIOD_LABELS) == periods
-    assert set(queries.MAX_DAYS) <= periods
+    assert set(energy.MAX_DAYS) <= periods
 
 
-def test_each_grain_reads_its_rollup_through_the_one_formula() -> None:
-    grains: list[tuple[queries.Grain, str]] = [("15min", "v_rollup_15m"), ("hour", "v_rollup_1h"),
-                                               ("day", "v_rollup_1d")]
-    for grain, view in grains:
-        sql = queries._qty_sql(grain)
-        assert f"FROM {view} r" in sql and "{" not in sql
-        # everything but the relation is the same text at every grain
-        assert sql.replace(view, "ROLLUP") == queries._DAILY_QTY.replace("v_rollup_1d", "ROLLUP")
+def test_each_grain_is_the_same_text_but_its_source_and_width() -> None:
+    day = energy_sql.quantities_sql("day")
+    assert "FROM v_rollup_1d r" in day and "v_readings" not in day
+    for grain, width in (("15min", 900), ("hour", 3600)):
+        sql = energy_sql.quantities_sql(grain)  # type: ignore[arg-type]
+        assert "FROM v_readings r" in sql and f"interval '{width} seconds'" in sql and "{" not in sql
+        # from ``chain`` on, only the bucket width differs
+        tail, day_tail = sql[sql.index("chain AS"):], day[day.index("chain AS"):]
+        assert tail.replace(str(width), "W") == day_tail.replace("86400", "W").replace("W.0", "86400.0")
+    # the step rule's constant is the definition's
+    assert f"* {ROLLOVER_PLAUSIBLE_SHARE!r})" in day
 
 
 def test_rolling_window_is_the_annual_rules() -> None:
     # alerts.rules.annual: AnnualTceRule.period = 365 days (the 10 000 tce data-centre rule)
-    assert queries.ROLLING_DAYS == AnnualTceRule().period.days == 365
+    assert energy.ROLLING_DAYS == AnnualTceRule().period.days == 365
 
 
 @pytest.mark.parametrize(("period", "days", "refused"), [

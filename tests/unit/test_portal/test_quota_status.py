@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.queries import quota_status
+from portal.figures import quota_status
 
 CARBIDE = {"level1": 805.0, "level2": 823.0, "level3": 940.0}  # GB 21343-2023 表1, kgce/t
 
