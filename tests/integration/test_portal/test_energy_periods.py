@@ -321,3 +321,25 @@ def test_fine_periods_have_a_range_limit(client: TestClient, insp: dict[str, str
 def test_unknown_period_is_refused(client: TestClient, insp: dict[str, str], plants: Plants) -> None:
     r = client.get(f"/api/v1/sites/{plants.a}/energy", headers=insp, params={"period": "week"})
     assert r.status_code == 422
+
+
+# ----------------------------------------------------------------- the electricity basis
+
+def test_the_electricity_basis_is_stated_beside_the_tce(client: TestClient, insp: dict[str, str],
+                                                        plants: Plants) -> None:
+    r = client.get(f"/api/v1/sites/{plants.a}/energy", headers=insp,
+                   params={"start": plants.d1.isoformat(), "end": plants.d1.isoformat()})
+    assert r.json()["electricity"] == "electricity at 当量值 (calorific value) 0.1229 kgce/kWh"
+    page = client.get(f"/sites/{plants.a}", headers=insp)
+    assert 'id="electricity-basis"' in page.text and "当量值 (calorific value) 0.1229 kgce/kWh" in page.text
+
+
+def test_the_electricity_basis_is_a_deployment_setting(portal_settings: PortalSettings, plants: Plants) -> None:
+    settings = portal_settings.model_copy(update={"pg_db": plants.dbname, "electricity_basis": "equivalent_value",
+                                                  "electricity_equivalent_kgce_per_kwh": 0.3})
+    with TestClient(create_app(settings, dsn_for("nxem_portal", settings)), raise_server_exceptions=False) as c:
+        body = c.get(f"/api/v1/sites/{plants.a}/energy", headers=token_for(c, "insp"),
+                     params={"start": plants.d1.isoformat(), "end": plants.d3.isoformat()}).json()
+    # 1 000 kWh a day at a configured 等价值 of 0.3 kgce/kWh (not a published rate) = 0.3 tce
+    assert body["electricity"] == "electricity at 等价值 (equivalent value) 0.3 kgce/kWh"
+    assert [p["tce"] for p in body["points"]] == pytest.approx([0.3] * 3)
