@@ -150,7 +150,7 @@ WITH ins AS (
 ), conf AS (
   SELECT s.meter_id, s.ts, r.value AS stored_value, s.value AS refused_value
   FROM {_STAGE} s JOIN readings r ON r.meter_id = s.meter_id AND r.ts = s.ts
-  WHERE r.value IS DISTINCT FROM s.value
+  WHERE r.value IS DISTINCT FROM s.value AND r.ts >= %(lo)s AND r.ts <= %(hi)s
 )"""
 _STAGED_TAIL: Final = """
 SELECT 'c', meter_id, ts, stored_value, refused_value FROM conf
@@ -171,7 +171,11 @@ def _staged(conn: psycopg.Connection[Any], rows: Sequence[Row], native: bool) ->
     unique, repeats = _dedupe(sorted(rows, key=itemgetter(0, 1)))
     _stage(conn, unique)
     merge = f", dirty AS ({rollups.mark_dirty_sql('ins')})" if native else ""
-    result = conn.execute(_STAGED_HEAD + merge + _STAGED_TAIL).fetchall()
+    # The batch's time range bounds the lookup of stored values: without it the planner (no
+    # statistics on the staging table) merge-joined the whole history, and a replayed poll
+    # slowed from ~49 000 rows/s at 60 days of data to 4 300-6 900 at a year.
+    bounds = {"lo": min(r[1] for r in unique), "hi": max(r[1] for r in unique)}
+    result = conn.execute(_STAGED_HEAD + merge + _STAGED_TAIL, bounds).fetchall()
     count = 0
     conflicts: list[Conflict] = []
     for tag, m, t, a, b in result:
