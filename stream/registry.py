@@ -2,9 +2,11 @@
 
 The only place that decides which rules a site gets: a data centre gets the PUE rule (its
 own limit and window) and the annual 10 000 tce rule; a plant gets one quota rule per
-product and indicator it declares (with the standard's corrections for the site's declared
-parameters, and the allocation of the site's energy meters to its products); a unit with an
-energy budget gets the budget rule; every site gets the data-quality rule.
+product and indicator it declares (``alerts.rules.quota.site_quota_rules``, beside the rule:
+the standard's corrections for the site's declared parameters, and the allocation of the
+site's energy meters to its products, which the portal's unit-product view shares); a unit
+with an energy budget gets the budget rule; every site gets the data-quality rule. Meter
+specs: ``storage.read.registry.meter_spec``, electricity valued as NXEM_ELECTRICITY_BASIS says.
 """
 
 from __future__ import annotations
