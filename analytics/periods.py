@@ -7,10 +7,12 @@ years for quotas, budgets and completeness start at 00:00 local time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Final, Literal
 
-CST: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
+from nxem.localtime import LOCAL_TZ
+
+CST: Final = LOCAL_TZ  # one definition: nxem/localtime.py
 Period = Literal["day", "month", "year"]
 
 

@@ -63,6 +63,7 @@ from typing import Final, Literal
 from analytics.coefficients import CALORIFIC_VALUE, ConversionError, ElectricityValue, resolve, scale_unit
 from analytics.energy_definition import ROLLOVER_PLAUSIBLE_SHARE as ROLLOVER_PLAUSIBLE_SHARE  # re-exported
 from analytics.energy_definition import wrap_quantity as wrap_quantity  # re-exported (analytics.day_totals)
+from nxem.localtime import LOCAL_OFFSET
 
 Role = Literal["consumed", "exported", "product_output", "it_load", "total_facility"]
 MeterKind = Literal["register", "interval"]
@@ -71,7 +72,7 @@ QualityKind = Literal["rollover", "counter_backwards", "out_of_range", "out_of_o
 BUCKET_S: Final = 900  # 15-minute buckets (national online-monitoring real-time interval)
 SLOTS: Final = 96  # buckets per day
 DAY_S: Final = 86_400
-LOCAL_OFFSET_S: Final = 8 * 3600  # Asia/Shanghai = UTC+8, no DST since 1991
+LOCAL_OFFSET_S: Final = int(LOCAL_OFFSET.total_seconds())  # Asia/Shanghai = UTC+8 (nxem/localtime.py)
 #: Earlier runs of regular timestamps (interval meters) and backwards jumps (registers) that a
 #: meter remembers to judge late readings; and late interval readings remembered as merged.
 REMEMBERED_RUNS: Final = 16

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psycopg
 
-from nxem.harness import Pipeline, create_topics, delete_topics, metric, pipeline
-from nxem.services import ServiceSettings, ensure_up
+from tests.harness import Pipeline, create_topics, delete_topics, metric, pipeline
+from ops.services import ServiceSettings, ensure_up
 
 CLK = os.sysconf("SC_CLK_TCK")
 

@@ -38,11 +38,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import psycopg
 
-from nxem.services import ServiceSettings, admin_dsn, ensure_up
+from nxem.localtime import LOCAL_TZ
+from ops.services import ServiceSettings, admin_dsn, ensure_up
 from portal import figures
 from storage import roles, rollups, timescale
 from storage.ingest import write_batch
@@ -56,7 +56,7 @@ from storage.uscc import check_character
 
 Backend = Literal["native", "timescale"]
 BACKENDS: tuple[Backend, ...] = ("native", "timescale")
-LOCAL = ZoneInfo("Asia/Shanghai")
+LOCAL = LOCAL_TZ
 Q = timedelta(minutes=15)
 CITIES = (("0100", "银川"), ("0200", "石嘴山"), ("0300", "吴忠"), ("0400", "固原"), ("0500", "中卫"))
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from nxem.services import ServiceSettings, admin_dsn
+from ops.services import ServiceSettings, admin_dsn
 from storage import roles
 from storage.ingest import WriteResult, write_batch
 from storage.migrate import backend_of, migrate

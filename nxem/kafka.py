@@ -2,7 +2,7 @@
 translates kafka-python's errors into ours (``KafkaUnavailable``). Holds no business rule.
 
 The only module of the pipeline's processes that imports kafka-python (the local service runner
-``nxem/services/kafka.py`` and the test harness use it for themselves): the collector gets its
+``ops/services/kafka.py`` and the test harness use it for themselves): the collector gets its
 producer here, the worker speaks to its consumer through ``GroupConsumer`` (subscription,
 rebalance callbacks as plain sets, rebuild) and the loop's calls here (``commit_offsets``,
 ``rewind_to_committed``, ``partition_lags``); ``ClusterWatch`` asks the broker, from any

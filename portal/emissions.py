@@ -33,17 +33,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from analytics.coefficients import COEFFICIENTS, ConversionError, scale_unit
 from analytics.emissions import EmissionFactor, EmissionFactorError, factor_for, tco2
 from analytics.site_energy import MeterSpec, WindowEnergy
 from nxem.errors import ConfigError
+from nxem.localtime import LOCAL_TZ
 
 SETTING: Final = "NXEM_EMISSION_FACTORS_FILE"
 HEADER: Final = ("key", "tco2_per_unit", "unit", "source")
 NOT_CONFIGURED: Final = "no emission factors configured"
-_LOCAL: Final = ZoneInfo("Asia/Shanghai")
+_LOCAL: Final = LOCAL_TZ
 
 
 def _key_base_units() -> dict[str, frozenset[str]]:

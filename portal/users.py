@@ -1,7 +1,7 @@
 """Portal users: create, look up, demo accounts. CLI-friendly (plain psycopg connection in).
 
 Roles (closed set, and what each may do): ``portal.roles``. The command line
-(``python -m portal create-user``, as the database superuser) creates any role; through the
+(``nxem portal-user``, as the database superuser) creates any role; through the
 API only an ``admin`` creates users (``portal.roles.can_grant``).
 """
 

@@ -10,14 +10,14 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException
 from fastapi.templating import Jinja2Templates
 
+from nxem.localtime import LOCAL_TZ
 from portal import charts
 
-LOCAL: Final = ZoneInfo("Asia/Shanghai")
+LOCAL: Final = LOCAL_TZ
 MAX_RANGE_DAYS: Final = 3 * 366
 
 #: Keys of an alert's ``details`` shown first, in this order, as its evidence.

@@ -1,6 +1,6 @@
 """``simulate`` commands: run a scenario, generate load, generate a fleet (Typer sub-app).
 
-Mounted by ``nxem/cli.py`` as ``nxem simulate``; also ``python -m simulators``. Settings are
+Mounted by ``ops/cli.py`` as ``nxem simulate``; also ``python -m simulators``. Settings are
 built here, once, from the environment (see ``settings.ENV_VARS``).
 """
 

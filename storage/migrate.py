@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -33,7 +32,6 @@ from typing import Any, Final, Literal
 import psycopg
 from psycopg import sql
 
-from nxem.settings import REPO_ROOT
 from storage import roles, timescale
 from storage.errors import StorageError, TimescaleError
 from storage.registry import sync_reference
@@ -42,7 +40,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 Backend = Literal["native", "timescale"]
-#: The setting ``NXEM_DB_BACKEND`` (nxem.services.settings.ServiceSettings.db_backend).
+#: The setting ``NXEM_DB_BACKEND`` (ops.services.settings.ServiceSettings.db_backend).
 BackendChoice = Literal["auto", "native", "timescale"]
 SETTING: Final = "NXEM_DB_BACKEND"
 _LOCK_KEY: Final = 0x6E78656D  # "nxem": one migration runner per database at a time
@@ -68,11 +66,6 @@ def migrations() -> list[Migration]:
             raise StorageError(f"two migrations with version {version}: {out[-1].name}, {path.name}")
         out.append(Migration(version, path.name, path))
     return out
-
-
-def default_secrets_dir() -> Path:
-    """``$NXEM_DATA_DIR/secrets`` (the settings' default data folder when unset)."""
-    return Path(os.environ.get("NXEM_DATA_DIR") or REPO_ROOT / ".data").expanduser().resolve() / "secrets"
 
 
 _BOOKKEEPING = """
@@ -148,7 +141,7 @@ def migrate(
     admin_dsn: str,
     *,
     backend: BackendChoice,
-    secrets_dir: Path | None = None,
+    secrets_dir: Path,
     policies: timescale.Policies | None = None,
 ) -> list[str]:
     """Apply the pending migrations as the superuser; return the names applied (may be []).
@@ -165,7 +158,7 @@ def migrate(
         applied = [m.name for m in migrations() if _apply(conn, m, chosen)]
         with conn.transaction():
             roles.ensure_owner_login(conn)
-            set_role_passwords(conn, secrets_dir or default_secrets_dir())
+            set_role_passwords(conn, secrets_dir)
             if chosen == "timescale":
                 timescale.apply_policies(conn, policies or timescale.Policies())
         sync_reference(conn)  # coefficients and quotas from analytics, the one source (issue 14)

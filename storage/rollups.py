@@ -26,8 +26,10 @@ from typing import Any, Final
 
 import psycopg
 
+from nxem.localtime import ORIGIN_SQL
+
 #: Local (Asia/Shanghai, UTC+8, no daylight saving since 1991) midnight, as the bucket origin.
-ORIGIN_LOCAL_DAY_SQL: Final = "TIMESTAMPTZ '2000-01-01 00:00:00+08'"
+ORIGIN_LOCAL_DAY_SQL: Final = ORIGIN_SQL
 ORIGIN_LOCAL_DAY: Final = datetime(1999, 12, 31, 16, 0, tzinfo=UTC)
 DAY: Final = timedelta(days=1)
 

@@ -36,6 +36,7 @@ from analytics import coefficients
 from analytics.coefficients import CALORIFIC_VALUE, ElectricityValue
 from analytics.energy_definition import ROLLOVER_PLAUSIBLE_SHARE, TCE_SIGN
 from analytics.periods import CST
+from nxem.localtime import LOCAL_TZ_NAME, ORIGIN_SQL
 
 Grain = Literal["15min", "hour", "day"]
 #: Bucket width of each grain, seconds.
@@ -45,9 +46,9 @@ _OFFSET = CST.utcoffset(None)
 assert _OFFSET is not None
 #: Asia/Shanghai is UTC+8 without daylight saving since 1991: buckets are epoch arithmetic.
 OFFSET_S: Final = int(_OFFSET.total_seconds())
-LOCAL_TZ: Final = str(CST.tzname(None))
+LOCAL_TZ: Final = LOCAL_TZ_NAME
 #: Origin of every bucket: a local midnight, so each width lines up with local clock times.
-ORIGIN: Final = "TIMESTAMPTZ '2000-01-01 00:00:00+08'"
+ORIGIN: Final = ORIGIN_SQL
 
 
 def sign_sql(role: str = "m.role") -> str:

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from nxem.services import ServiceSettings, ensure_up
+from ops.services import ServiceSettings, ensure_up
 from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.views import LOCAL

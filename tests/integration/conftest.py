@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nxem.services import ServiceSettings, ensure_up
+from ops.services import ServiceSettings, ensure_up
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from nxem.harness import Pipeline, pipeline, wait_for
-from nxem.services import ServiceSettings
+from tests.harness import Pipeline, pipeline, wait_for
+from ops.services import ServiceSettings
 from simulators.run import run_scenario
 from simulators.scenario import data_centre_document, parse_scenario
 from simulators.settings import SimulatorSettings

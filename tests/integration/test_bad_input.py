@@ -24,8 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.payload import MAX_PAYLOAD_BYTES, topic_for
 from nxem import contract
-from nxem.harness import Pipeline, consume_all, pipeline, wait_for
-from nxem.services import ServiceSettings
+from tests.harness import Pipeline, consume_all, pipeline, wait_for
+from ops.services import ServiceSettings
 from simulators.scenario import data_centre_document
 
 pytestmark = pytest.mark.integration

@@ -32,9 +32,9 @@ import pytest
 
 from nxem import contract
 from nxem.contract import AlertEvent
-from nxem.harness import Pipeline, pipeline
+from tests.harness import Pipeline, pipeline
 from nxem.kafka import alert_publisher, make_producer
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 from simulators.scenario import data_centre_document
 from storage import ingest, roles
 from stream.daily import DailyConfig, run_due, run_once
@@ -173,7 +173,7 @@ def test_the_cli_runs_the_due_days_once_and_refuses_a_day_not_ended(services: Se
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from nxem.cli import app
+    from ops.cli import app
     from stream.daily import last_ended_day
 
     with pipeline(services) as p:

@@ -34,11 +34,11 @@ import psycopg
 import pytest
 
 from nxem import contract
-from nxem.harness import Pipeline, consume_all, metric, pipeline, wait_for
-from nxem.services import ServiceSettings, ensure_up
-from nxem.services import kafka as kafka_service
-from nxem.services import mosquitto as mosquitto_service
-from nxem.services import postgres as postgres_service
+from tests.harness import Pipeline, consume_all, metric, pipeline, wait_for
+from ops.services import ServiceSettings, ensure_up
+from ops.services import kafka as kafka_service
+from ops.services import mosquitto as mosquitto_service
+from ops.services import postgres as postgres_service
 from simulators import uscc
 from simulators.run import run_scenario
 from simulators.scenario import data_centre_document, parse_scenario

@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from collector.mqtt import purge_session
-from nxem.harness import REPO, free_port, pipeline, wait_for
-from nxem.services import ServiceSettings
+from tests.harness import REPO, free_port, pipeline, wait_for
+from ops.services import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_the_demo_runs_and_stores_every_reading_it_published(services: ServiceSe
                "NXEM_COLLECTOR_METRICS_PORT": str(free_port()), "NXEM_WORKER_METRICS_PORT": str(free_port()),
                "NXEM_PORTAL_PORT": str(free_port())}
         try:
-            done = subprocess.run([sys.executable, "-m", "nxem", "demo", "--duration-s", "5"], cwd=REPO, env=env,
+            done = subprocess.run([sys.executable, "-m", "ops", "demo", "--duration-s", "5"], cwd=REPO, env=env,
                                   capture_output=True, text=True, timeout=240, check=False)
         finally:
             purge_session(services.mqtt_host, services.mqtt_port, client_id)

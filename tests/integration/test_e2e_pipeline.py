@@ -22,12 +22,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.payload import topic_for
 from nxem import contract
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 from simulators.run import run_scenario
 from simulators.scenario import data_centre_document, parse_scenario
 from simulators.settings import SimulatorSettings
 from simulators.truth import GroundTruth, checksum
-from nxem.harness import Pipeline, consume_all, pipeline, wait_for
+from tests.harness import Pipeline, consume_all, pipeline, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -50,7 +50,7 @@ from analytics.coefficients import ElectricityValue
 from analytics.day_totals import seed_from_rollups
 from analytics.energy_definition import COUNTED_ROLES, ROLLOVER_PLAUSIBLE_SHARE, TCE_SIGN, wrap_quantity
 from analytics.site_energy import MeterSpec, SiteEnergyState, apply_readings, initial_state, window_energy
-from nxem.services import ServiceSettings, admin_dsn
+from ops.services import ServiceSettings, admin_dsn
 from storage.ingest import write_batch
 from storage.migrate import migrate
 from storage.read import energy as read_energy

@@ -30,9 +30,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.payload import MAX_PAYLOAD_BYTES, topic_for
 from nxem import contract
-from nxem.harness import Pipeline, Proc, metric, pipeline, wait_for
+from tests.harness import Pipeline, Proc, metric, pipeline, wait_for
 from nxem.kafka import MQTT_MAX_PACKET_BYTES, dead_letter_max_bytes
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 from simulators.scenario import data_centre_document
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from nxem.harness import (REPO, Pipeline, Proc, create_topics, delete_topics, free_port, metric, pipeline,
+from tests.harness import (REPO, Pipeline, Proc, create_topics, delete_topics, free_port, metric, pipeline,
                           wait_for)
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 
 pytestmark = pytest.mark.integration
 

@@ -35,8 +35,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from collector.access import gateway_accounts, password_path, write_access
 from collector.payload import topic_for
 from nxem import contract
-from nxem.harness import Pipeline, consume_all, free_port, pipeline, wait_for
-from nxem.services import ServiceSettings, mosquitto
+from tests.harness import Pipeline, consume_all, free_port, pipeline, wait_for
+from ops.services import ServiceSettings, mosquitto
 from simulators.scenario import data_centre_document
 
 pytestmark = pytest.mark.integration

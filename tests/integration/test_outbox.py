@@ -11,8 +11,8 @@ from psycopg.rows import dict_row
 
 from nxem import contract
 from nxem.contract import AlertEvent, alert_key
-from nxem.harness import consume_all, pipeline, wait_for
-from nxem.services import ServiceSettings
+from tests.harness import consume_all, pipeline, wait_for
+from ops.services import ServiceSettings
 from storage.read.alerts import acknowledge
 from simulators.scenario import data_centre_document
 from storage.ingest import write_batch

@@ -34,9 +34,9 @@ from kafka.admin import KafkaAdminClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.payload import topic_for
-from nxem.harness import Pipeline, metric, pipeline, wait_for
+from tests.harness import Pipeline, metric, pipeline, wait_for
 from nxem.kafka import make_producer
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 from simulators.scenario import data_centre_document
 
 pytestmark = pytest.mark.integration

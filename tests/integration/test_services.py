@@ -21,8 +21,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from nxem.errors import ServiceError
-from nxem.services import admin_dsn, ensure_up, kafka, mosquitto, procs, runner
-from nxem.services.settings import ServiceSettings
+from ops.services import admin_dsn, ensure_up, kafka, mosquitto, procs, runner
+from ops.services.settings import ServiceSettings
 
 with warnings.catch_warnings():
     # kafka-python 3.0.12 uses the deprecated importlib.resources.read_text at import time.

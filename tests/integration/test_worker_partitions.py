@@ -36,11 +36,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from nxem.harness import REPO, Pipeline, Proc, create_topics, delete_topics, free_port, metric, pipeline, wait_for
+from tests.harness import REPO, Pipeline, Proc, create_topics, delete_topics, free_port, metric, pipeline, wait_for
 from nxem.kafka import partition_of
 from nxem.errors import ServiceError
-from nxem.services import ServiceSettings, ensure_up
-from nxem.services import kafka as kafka_service
+from ops.services import ServiceSettings, ensure_up
+from ops.services import kafka as kafka_service
 from simulators import uscc
 from simulators.run import run_scenario
 from simulators.scenario import data_centre_document, parse_scenario

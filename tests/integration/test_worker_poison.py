@@ -31,9 +31,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector.payload import topic_for
 from nxem import contract
 from nxem.contract import DeadLetter, Reading, ReadingBatch
-from nxem.harness import Pipeline, metric, pipeline, wait_for
+from tests.harness import Pipeline, metric, pipeline, wait_for
 from nxem.kafka import RECORD_MAX_BYTES, make_producer
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 from simulators.scenario import data_centre_document
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
-from nxem.services import ServiceSettings, ensure_up
+from ops.services import ServiceSettings, ensure_up
 from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.users import create_user

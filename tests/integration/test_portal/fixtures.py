@@ -21,7 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from nxem.contract import AlertEvent, alert_key
-from nxem.services import ServiceSettings, admin_dsn
+from ops.services import ServiceSettings, admin_dsn
 from portal.users import create_user
 from storage import uscc
 from storage.ingest import write_batch
@@ -61,7 +61,7 @@ def create_database(settings: ServiceSettings) -> tuple[str, str]:
     with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
     dsn = admin_dsn(settings, dbname=dbname)
-    migrate(dsn, backend=settings.db_backend)
+    migrate(dsn, backend=settings.db_backend, secrets_dir=settings.resolved_data_dir() / "secrets")
     return dbname, dsn
 
 

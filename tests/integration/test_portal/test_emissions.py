@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.users import create_user
@@ -143,7 +143,7 @@ def test_a_bad_factors_file_stops_start_up(portal_settings: PortalSettings, plan
 def test_tce_scales_the_meters_unit_and_is_unknown_when_a_meter_cannot_be_converted(
     services: ServiceSettings, portal_settings: PortalSettings, plant: Plant,
 ) -> None:
-    from nxem.services import admin_dsn
+    from ops.services import admin_dsn
 
     t0 = datetime.combine(plant.first_day, time(), LOCAL).astimezone(timezone.utc)
     with psycopg.connect(admin_dsn(services, dbname=plant.dbname)) as conn:

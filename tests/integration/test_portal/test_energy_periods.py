@@ -46,7 +46,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.users import create_user

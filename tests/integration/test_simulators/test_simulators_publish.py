@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.payload import decode, topic_for
 from nxem.errors import ContractError
-from nxem.services import ServiceSettings
+from ops.services import ServiceSettings
 from simulators.load import LoadConfig, run_load
 from simulators.run import run_scenario
 from simulators.scenario import data_centre_document, parse_scenario

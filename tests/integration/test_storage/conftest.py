@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from nxem.services import ServiceSettings, admin_dsn
+from ops.services import ServiceSettings, admin_dsn
 from storage import roles, timescale
 from storage.migrate import backend_of, migrate
 from storage.registry import Registry, UpsertResult, upsert_registry

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from nxem.services import ServiceSettings, admin_dsn
+from ops.services import ServiceSettings, admin_dsn
 from storage import roles
 from storage.errors import StorageError
 from storage.migrate import backend_of, migrate

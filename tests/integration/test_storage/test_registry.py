@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from nxem.services import ServiceSettings, admin_dsn
+from ops.services import ServiceSettings, admin_dsn
 from storage import roles
 from storage.errors import StorageError
 from storage.migrate import migrate

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 CHECKED_DIRS = ("compose", "k8s", "prometheus", "grafana")
 SETTINGS_MODULES = (
-    "nxem.settings", "nxem.services.settings", "collector.settings", "stream.settings",
+    "nxem.settings", "ops.services.settings", "collector.settings", "stream.settings",
     "portal.settings", "simulators.settings",
 )
 METRIC_MODULES = ("collector.metrics", "stream.metrics", "portal.health")

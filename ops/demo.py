@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 from rich.console import Console
 
-from nxem.services import ServiceSettings, admin_dsn, ensure_up
+from ops.services import ServiceSettings, admin_dsn, ensure_up
 from nxem.settings import REPO_ROOT
 from simulators.scenario import Scenario
 
@@ -51,7 +51,7 @@ def run_demo(scenario_path: Path, duration_s: float = 0) -> None:
     console.print("services: Mosquitto, Kafka (KRaft), PostgreSQL …")
     ensure_up(settings)
     dsn = admin_dsn(settings)
-    applied = migrate(dsn, backend=settings.db_backend)
+    applied = migrate(dsn, backend=settings.db_backend, secrets_dir=settings.resolved_data_dir() / "secrets")
     console.print(f"database migrated ({len(applied)} new migrations)")
     with psycopg.connect(dsn) as conn:
         upsert_registry(conn, load_registry_file(scenario_path))
@@ -170,7 +170,7 @@ def live_scenario(sc: Scenario, duration_s: float) -> Scenario:
 
 
 def _masked(dsn: str) -> str:
-    from nxem.services.postgres import masked_dsn
+    from ops.services.postgres import masked_dsn
 
     return masked_dsn(ServiceSettings()) if "password" in dsn else dsn
 

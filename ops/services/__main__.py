@@ -1,10 +1,10 @@
-"""``python -m nxem.services``: run the services sub-app on its own (same as ``nxem services``)."""
+"""``python -m ops.services``: run the services sub-app on its own (same as ``nxem services``)."""
 
 from __future__ import annotations
 
 import logging
 
-from nxem.services.cli import services_app
+from ops.services.cli import services_app
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

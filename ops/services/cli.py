@@ -1,4 +1,4 @@
-"""``nxem services up|down|status``: the Typer sub-app over :mod:`nxem.services.runner`."""
+"""``nxem services up|down|status``: the Typer sub-app over :mod:`ops.services.runner`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nxem.errors import ServiceError
-from nxem.services import runner
-from nxem.services.settings import ServiceSettings
+from ops.services import runner
+from ops.services.settings import ServiceSettings
 
 services_app = typer.Typer(help="Local Mosquitto, Kafka and PostgreSQL (no Docker).",
                            no_args_is_help=True)

@@ -18,8 +18,8 @@ import struct
 from pathlib import Path
 
 from nxem.errors import ServiceError
-from nxem.services import procs
-from nxem.services.settings import REPO_ROOT, ServiceSettings
+from ops.services import procs
+from ops.services.settings import REPO_ROOT, ServiceSettings
 
 log = logging.getLogger(__name__)
 

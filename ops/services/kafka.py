@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nxem.errors import BackendUnavailable, ServiceError
-from nxem.services import procs
-from nxem.services.settings import REPO_ROOT, ServiceSettings
+from ops.services import procs
+from ops.services.settings import REPO_ROOT, ServiceSettings
 
 if TYPE_CHECKING:
     from kafka import KafkaAdminClient

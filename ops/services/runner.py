@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from nxem.errors import ServiceError
-from nxem.services import kafka, mosquitto, postgres, procs
-from nxem.services.procs import ServiceStatus
-from nxem.services.settings import ServiceSettings
+from ops.services import kafka, mosquitto, postgres, procs
+from ops.services.procs import ServiceStatus
+from ops.services.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nxem.configdoc import DOC_PATH, SETTINGS, _load, render
+from ops.configdoc import DOC_PATH, SETTINGS, _load, render
 
 
 def test_configuration_doc_is_up_to_date() -> None:

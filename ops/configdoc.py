@@ -17,7 +17,7 @@ SETTINGS: list[tuple[str, str]] = [
     ("Endpoints (every process)", "nxem.settings:EndpointSettings"),
     ("Collector", "collector.settings:CollectorSettings"),
     ("Stream worker", "stream.settings:WorkerSettings"),
-    ("Local service runner", "nxem.services.settings:ServiceSettings"),
+    ("Local service runner", "ops.services.settings:ServiceSettings"),
     ("Simulators", "simulators.settings:SimulatorSettings"),
     ("Portal", "portal.settings:PortalSettings"),
 ]

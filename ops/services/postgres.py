@@ -34,8 +34,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from nxem.errors import ServiceError
-from nxem.services import procs
-from nxem.services.settings import ServiceSettings
+from ops.services import procs
+from ops.services.settings import ServiceSettings
 from storage.roles import OWNER, OWNER_HBA_LINES
 
 log = logging.getLogger(__name__)

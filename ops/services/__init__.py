@@ -6,11 +6,11 @@ Public entry points: :func:`ensure_up`, :func:`up`, :func:`down`, :func:`status`
 
 from __future__ import annotations
 
-from nxem.services.mosquitto import reload_mosquitto
-from nxem.services.postgres import admin_dsn
-from nxem.services.procs import ServiceStatus
-from nxem.services.runner import down, ensure_up, status, up
-from nxem.services.settings import ServiceSettings
+from ops.services.mosquitto import reload_mosquitto
+from ops.services.postgres import admin_dsn
+from ops.services.procs import ServiceStatus
+from ops.services.runner import down, ensure_up, status, up
+from ops.services.settings import ServiceSettings
 
 __all__ = [
     "ServiceSettings",

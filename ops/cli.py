@@ -1,25 +1,30 @@
 """The ``nxem`` command line: services, database, registry, pipeline processes, simulators, demo.
 
-Sub-commands import their packages lazily so ``nxem --help`` stays fast and a missing
-optional part names itself instead of breaking every command.
+Sub-commands import their packages lazily so ``nxem worker`` loads the worker and nothing else
+(not the simulators, the service runner, the collector or the portal), ``nxem --help`` stays fast
+and a missing optional part names itself instead of breaking every command. The two command
+groups of other packages are added by ``main`` only when asked for (``LAZY_GROUPS``).
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
+from typing import Final
 
 import typer
-
-from nxem.services.cli import services_app
-from simulators.cli import simulate_app
 
 app = typer.Typer(
     help="Ningxia key energy-using units monitoring pipeline. Settings come from NXEM_* "
     "environment variables (docs/configuration.md lists them all).",
     no_args_is_help=True,
 )
-app.add_typer(services_app, name="services", help="Start/stop/status of local Mosquitto, Kafka, PostgreSQL")
-app.add_typer(simulate_app, name="simulate", help="Meter gateway simulators")
+#: Command groups defined in other packages: name -> (module, Typer attribute, help).
+LAZY_GROUPS: Final = {
+    "services": ("ops.services.cli", "services_app", "Start/stop/status of local Mosquitto, Kafka, PostgreSQL"),
+    "simulate": ("simulators.cli", "simulate_app", "Meter gateway simulators"),
+}
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 registry_app = typer.Typer(help="Registry of enterprises, sites, gateways, meters", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -29,12 +34,13 @@ app.add_typer(registry_app, name="registry")
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply the versioned SQL migrations (safe to run twice)."""
-    from nxem.services import postgres as pg
-    from nxem.services.settings import ServiceSettings
+    from ops.services import postgres as pg
+    from ops.services.settings import ServiceSettings
     from storage.migrate import migrate
 
     settings = ServiceSettings()
-    applied = migrate(pg.admin_dsn(settings), backend=settings.db_backend)
+    applied = migrate(pg.admin_dsn(settings), backend=settings.db_backend,
+                      secrets_dir=settings.resolved_data_dir() / "secrets")
     typer.echo(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
 
 
@@ -49,8 +55,8 @@ def db_maintain(
 
     import psycopg
 
-    from nxem.services import postgres as pg
-    from nxem.services.settings import ServiceSettings
+    from ops.services import postgres as pg
+    from ops.services.settings import ServiceSettings
     from storage import partitions
     from storage.migrate import backend_of
 
@@ -71,8 +77,8 @@ def registry_load(path: Path) -> None:
     """Load (upsert) a registry or scenario YAML file into the database."""
     import psycopg
 
-    from nxem.services import postgres as pg
-    from nxem.services.settings import ServiceSettings
+    from ops.services import postgres as pg
+    from ops.services.settings import ServiceSettings
     from storage.registry import load_registry_file, upsert_registry
 
     reg = load_registry_file(path)
@@ -158,7 +164,7 @@ def demo(
     duration_s: float = typer.Option(0, help="stop after this many seconds (0 = until Ctrl-C)"),
 ) -> None:
     """Start everything locally and run a simulated Ningxia fleet; prints where to look."""
-    from nxem.demo import run_demo
+    from ops.demo import run_demo
 
     run_demo(scenario, duration_s)
 
@@ -177,9 +183,9 @@ def mqtt_access(
     import psycopg
 
     from collector.access import gateway_accounts, write_access
-    from nxem.services import mosquitto
-    from nxem.services import postgres as pg
-    from nxem.services.settings import ServiceSettings
+    from ops.services import mosquitto
+    from ops.services import postgres as pg
+    from ops.services.settings import ServiceSettings
 
     s = ServiceSettings()
     with psycopg.connect(pg.admin_dsn(s)) as conn:
@@ -192,10 +198,47 @@ def mqtt_access(
         typer.echo("broker reloaded: anonymous access is off")
 
 
+@app.command("portal-user")
+def portal_user(
+    username: str = typer.Argument(..., help="the new user's name"),
+    role: str = typer.Argument(..., help="enterprise, operator, inspector or admin (portal/roles.py)"),
+    enterprise_id: str | None = typer.Argument(None, help="the enterprise of an enterprise user"),
+) -> None:
+    """Add a portal user as the database superuser (password from the terminal or stdin, never
+    from the command line)."""
+    import getpass
+    import sys
+
+    import psycopg
+
+    from ops.services import ServiceSettings, admin_dsn
+    from portal.users import UserError, create_user
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    with psycopg.connect(admin_dsn(ServiceSettings())) as conn:
+        try:
+            user = create_user(conn, username, password, role, enterprise_id)
+        except UserError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from err
+    typer.echo(f"created {user.username} ({user.role})")
+
+
 @app.command("config-doc")
 def config_doc() -> None:
     """Regenerate docs/configuration.md from the settings classes."""
-    from nxem.configdoc import DOC_PATH, write
+    from ops.configdoc import DOC_PATH, write
 
     write()
     typer.echo(f"wrote {DOC_PATH}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``nxem`` script: adds the command group named on the command line (all of them for
+    ``--help`` or no command), then runs."""
+    args = sys.argv[1:] if argv is None else argv
+    first = next((a for a in args if not a.startswith("-")), None)
+    for name, (module, attr, help_text) in LAZY_GROUPS.items():
+        if first is None or first == name:
+            app.add_typer(getattr(importlib.import_module(module), attr), name=name, help=help_text)
+    app(args=args, prog_name="nxem")

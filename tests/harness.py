@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from nxem.services import ServiceSettings, admin_dsn
+from ops.services import ServiceSettings, admin_dsn
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,7 +205,7 @@ def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipelin
     log_dir = settings.resolved_data_dir() / "logs" / "tests"
     log_dir.mkdir(parents=True, exist_ok=True)
     p = Pipeline(settings, dbname, suffix, env, log_dir)
-    migrate(p.admin_dsn, backend=settings.db_backend)
+    migrate(p.admin_dsn, backend=settings.db_backend, secrets_dir=settings.resolved_data_dir() / "secrets")
     try:
         yield p
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nxem.services import postgres
+from ops.services import postgres
 
 INITDB = "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n"
 

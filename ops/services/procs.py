@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nxem.errors import ServiceError
-from nxem.services.settings import ServiceSettings
+from ops.services.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
