@@ -11,10 +11,10 @@ on a 15-minute edge, so late readings inside the current bucket are still counte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Final, Literal
 
 from alerts import lifecycle
 from alerts.lifecycle import Alert, Run
@@ -117,15 +117,15 @@ def _budget(rules: SiteRules, rule: BudgetRule, run: Run, energy: SiteEnergyStat
         run.set(key, budget.evaluate(rule, run.get(key), inp, now))
 
 
-def _quotas(rules: SiteRules, run: Run, energy: SiteEnergyState, specs: Mapping[int, MeterSpec],
-            day_end: datetime, now: datetime) -> None:
+def _quotas(rules: SiteRules, rule: tuple[QuotaRule, ...], run: Run, energy: SiteEnergyState,
+            specs: Mapping[int, MeterSpec], day_end: datetime, now: datetime) -> None:
     # the quota rule owns its inputs (which meters are each product's, the output, the windows)
-    quota.evaluate_site(rules.quotas, run, energy, specs, day_end, now, site_id=rules.site_id,
+    quota.evaluate_site(rule, run, energy, specs, day_end, now, site_id=rules.site_id,
                         enterprise_id=rules.enterprise_id)
 
 
 def _quality_bucket(rules: SiteRules, rule: QualityRule, run: Run, energy: SiteEnergyState,
-                    specs: Mapping[int, MeterSpec], now: datetime) -> None:
+                    specs: Mapping[int, MeterSpec], end: datetime, now: datetime) -> None:
     for meter_id, spec in specs.items():
         key = alert_key("meter", meter_id, quality.METER_SILENT)
         run.set(key, quality.silent(rule, run.get(key), meter_id=meter_id, enterprise_id=rules.enterprise_id,
@@ -150,6 +150,25 @@ def _completeness(rules: SiteRules, rule: QualityRule, run: Run, energy: SiteEne
         run.set(key, quality.completeness(rule, run.get(key), meter_id=meter_id, enterprise_id=rules.enterprise_id,
                                           day_start=day_start, readings=readings, interval_s=spec.interval_s,
                                           now=now))
+
+
+#: The engine is this table: (the ``SiteRules`` field holding a rule's config, how it is run).
+#: Each runner is a few lines handing the rule module's own ``gather`` (its inputs: which meters,
+#: which window) to its ``evaluate``; a site without that config (None or empty) skips it.
+#: ``PER_BUCKET`` rules run at every 15-minute edge (``at`` = the edge), ``PER_DAY`` rules once per
+#: new local day (``at`` = the local midnight that closed the day).
+_Runner = Callable[[SiteRules, Any, Run, SiteEnergyState, Mapping[int, MeterSpec], datetime, datetime], None]
+PER_BUCKET: Final[tuple[tuple[str, _Runner], ...]] = (
+    ("pue", _pue),
+    ("quality", _quality_bucket),
+)
+PER_DAY: Final[tuple[tuple[str, _Runner], ...]] = (
+    ("pue_annual", _pue_annual),
+    ("annual_tce", _annual),
+    ("budget", _budget),
+    ("quotas", _quotas),
+    ("quality", _completeness),
+)
 
 
 def _valid(specs: Mapping[int, MeterSpec]) -> tuple[dict[int, MeterSpec], dict[str, str]]:
@@ -188,21 +207,11 @@ def evaluate_site(
     cfg_key = alert_key("site", rules.site_id, CONFIG_RULE)
     specs, invalid = _valid(specs)
     try:
-        if rules.pue is not None:
-            _pue(rules, rules.pue, run, energy, specs, end, now)
-        if rules.quality is not None:
-            _quality_bucket(rules, rules.quality, run, energy, specs, now)
-        if new_day:
-            if rules.pue_annual is not None:
-                _pue_annual(rules, rules.pue_annual, run, energy, specs, day_end, now)
-            if rules.annual_tce is not None:
-                _annual(rules, rules.annual_tce, run, energy, specs, day_end, now)
-            if rules.budget is not None:
-                _budget(rules, rules.budget, run, energy, specs, day_end, now)
-            if rules.quotas:
-                _quotas(rules, run, energy, specs, day_end, now)
-            if rules.quality is not None:
-                _completeness(rules, rules.quality, run, energy, specs, day_end, now)
+        for table, at in ((PER_BUCKET, end), (PER_DAY if new_day else (), day_end)):
+            for field_name, runner in table:
+                config = getattr(rules, field_name)
+                if config:
+                    runner(rules, config, run, energy, specs, at, now)
     except ConversionError as err:  # defensive: specs were validated above
         invalid["site"] = str(err)
     if invalid:
