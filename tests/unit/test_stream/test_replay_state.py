@@ -5,73 +5,20 @@ database: the stored readings and active alert are handed over as the database r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from nxem.contract import AlertEvent, Reading, ReadingBatch
-from stream.registry import build_registry
-from stream.sites import Registry, SiteEngine
+from stream.sites import SiteEngine
+from tests.stream_rows import ENT, Q, T0, dc_batches, dc_registry, engine
 
-ENT = "91640500MA76L8XK3A"
-T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
-Q = timedelta(minutes=15)
-
-
-@dataclass(frozen=True)
-class SiteRow:
-    id: int
-    enterprise_id: str
-    kind: str
-    new_build: bool = False
-    pue_limit: float | None = 1.2
-    pue_window_hours: float | None = 1
-    energy_budget_tce: float | None = None
-    products: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class MeterRow:
-    id: int
-    site_id: int
-    role: str
-    carrier: str = "electricity"
-    unit: str = "kWh"
-    kind: str = "register"
-    multiplier: float = 1.0
-    rollover: float | None = 1e9
-    coefficient: str | None = "electricity_calorific"
-    product: str | None = None
-
-
-def _registry() -> Registry:
-    return build_registry({7: SiteRow(7, ENT, "data_centre")},
-                          {1: MeterRow(1, 7, "it_load"), 2: MeterRow(2, 7, "total_facility")})
 
 
 def _engine(history: list[tuple[int, datetime, float]] | None = None,
             active: list[AlertEvent] | None = None) -> SiteEngine:
-    reg = _registry()
-
-    def hist(_site: int, _ids: Iterable[int], _since: datetime) -> list[tuple[int, datetime, float]]:
-        return list(history or [])
-
-    return SiteEngine(lambda: reg, hist, lambda _site: list(active or []), timedelta(days=35))
+    return engine(dc_registry(), history, active)
 
 
-def _dc(pues: list[float]) -> list[ReadingBatch]:
-    """One batch per quarter-hour k = 0..len(pues): IT 2000 kW (500 kWh a quarter), facility at
-    ``pues[k-1]`` over quarter k."""
-    out = []
-    it = fac = 0.0
-    for k in range(len(pues) + 1):
-        if k:
-            it, fac = it + 500.0, fac + 500.0 * pues[k - 1]
-        ts = T0 + k * Q
-        out.append(ReadingBatch(enterprise_id=ENT, site_id=7, gateway_id="gw", seq=k, sent_at=ts, received_at=ts,
-                                readings=[Reading(1, ts, it), Reading(2, ts, fac)]))
-    return out
+_dc = dc_batches
 
 
 def test_a_replay_of_stored_readings_adds_no_transition() -> None:

@@ -3,42 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nxem.contract import AlertEvent, Reading, ReadingBatch
 from stream.registry import build_registry
 from stream.sites import Registry, SiteEngine
+from tests.stream_rows import ENT, T0, MeterRow, SiteRow, engine
 
-ENT = "91640500MA76L8XK3A"
-T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class SiteRow:
-    id: int
-    enterprise_id: str
-    kind: str
-    new_build: bool = False
-    pue_limit: float | None = 1.2
-    pue_window_hours: float | None = 1
-    energy_budget_tce: float | None = None
-    products: tuple[Any, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class MeterRow:
-    id: int
-    site_id: int
-    role: str
-    carrier: str = "electricity"
-    unit: str = "kWh"
-    kind: str = "register"
-    multiplier: float = 1.0
-    rollover: float | None = 1e9
-    coefficient: str | None = "electricity_calorific"
-    product: str | None = None
 
 
 def _registry(pue_limit: float = 1.2) -> Registry:
@@ -58,12 +30,7 @@ def _batches(pue: float, quarters: int, it_kw: float = 2000.0) -> list[ReadingBa
     return out
 
 
-def _engine(reg: Registry, history: list[tuple[int, datetime, float]] | None = None,
-            active: list[AlertEvent] | None = None) -> SiteEngine:
-    def hist(_site: int, _ids: Iterable[int], _since: datetime) -> list[tuple[int, datetime, float]]:
-        return list(history or [])
-
-    return SiteEngine(lambda: reg, hist, lambda _site: list(active or []), timedelta(days=35))
+_engine = engine
 
 
 def _pue_events(events: list[AlertEvent]) -> list[AlertEvent]:
