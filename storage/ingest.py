@@ -225,7 +225,7 @@ def _write_readings(conn: psycopg.Connection[Any], rows: Sequence[Row], retry: b
 _INSERT_TRANSITION = """
 INSERT INTO alert_transitions (alert_key, kind, at, enterprise_id, source_kind, source_id, rule,
                                severity, value, threshold, details, published)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true)  -- the writer published it first
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)  -- published: the writer published it first
 ON CONFLICT (alert_key, kind, at) DO NOTHING
 RETURNING id
 """
@@ -270,12 +270,12 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def _write_alert(conn: psycopg.Connection[Any], e: AlertEvent) -> bool:
+def _write_alert(conn: psycopg.Connection[Any], e: AlertEvent, published: bool = True) -> bool:
     details = json.dumps(_json_safe(e.details), ensure_ascii=False, default=str)
     key, ent, rule = clean_text(e.alert_key), clean_text(e.enterprise_id), clean_text(e.rule)
     new = conn.execute(_INSERT_TRANSITION, (
         key, e.kind, e.at, ent, e.source_kind, e.source_id, rule, e.severity,
-        e.value, e.threshold, details)).fetchone()
+        e.value, e.threshold, details, published)).fetchone()
     if new is None:
         return False  # replayed: already applied
     if e.kind in ("opened", "updated"):
@@ -360,16 +360,20 @@ def write_batch(
     rows: Sequence[Row],
     alerts: Sequence[AlertEvent],
     dead_letters: Sequence[DeadLetter],
+    relay: Sequence[AlertEvent] = (),
 ) -> WriteResult:
     """Store one poll's readings, alert transitions and dead letters in one transaction.
 
-    Inside the caller's transaction when there is one (``with conn.transaction():``), else in
+    ``alerts`` were published by the writer before this transaction; ``relay`` were not (they
+    are stored unpublished and the outbox relay, ``stream/outbox.py``, publishes them once the
+    transaction committed). Inside the caller's transaction when there is one (``with conn.transaction():``), else in
     a transaction of its own. Connect as ``nxem_ingest``. psycopg errors other than the
     handled unique violation propagate (the caller maps them to ``BackendUnavailable``).
     """
     with conn.transaction():
         result = _write_readings(conn, rows)
-        transitions = sum(_write_alert(conn, e) for e in sorted(alerts, key=lambda a: a.at))
+        ordered = sorted([(a, True) for a in alerts] + [(a, False) for a in relay], key=lambda x: x[0].at)
+        transitions = sum(_write_alert(conn, e, published) for e, published in ordered)
         stored_dead = _write_dead_letters(conn, dead_letters)
     return WriteResult(result.inserted, result.duplicates, result.conflicts, transitions, stored_dead,
                        result.staged)

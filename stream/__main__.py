@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -103,9 +103,10 @@ class _ObservedStore:
     def _seen(self, err: BackendUnavailable | None) -> None:
         self._health.report("database", err is None, "reachable" if err is None else str(err))
 
-    def write(self, rows: list[tuple[int, datetime, float]], alerts: list[Any], dead: list[Any]) -> Any:
+    def write(self, rows: list[tuple[int, datetime, float]], alerts: list[Any], dead: list[Any],
+              relay: Sequence[Any] = ()) -> Any:
         try:
-            result = self._store.write(rows, alerts, dead)
+            result = self._store.write(rows, alerts, dead, relay)
         except BackendUnavailable as err:
             self._seen(err)
             raise

@@ -13,7 +13,7 @@ after a failure) and sorts psycopg's errors into ours, which the loop treats dif
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,12 +63,13 @@ class PgStore:
         return DataRefused(f"PostgreSQL {what}: {type(err).__name__}: {err}")
 
     def write(
-        self, rows: list[tuple[int, datetime, float]], alerts: list[AlertEvent], dead: list[DeadLetter]
+        self, rows: list[tuple[int, datetime, float]], alerts: list[AlertEvent], dead: list[DeadLetter],
+        relay: Sequence[AlertEvent] = (),
     ) -> ingest.WriteResult:
         conn = self._connection()
         try:
             with conn.transaction():
-                result = ingest.write_batch(conn, rows, alerts, dead)
+                result = ingest.write_batch(conn, rows, alerts, dead, relay)
         except psycopg.OperationalError as err:
             raise self._fail("write", err) from err
         except psycopg.Error as err:  # DataError, IntegrityError, ProgrammingError, InternalError, ...

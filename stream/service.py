@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -53,7 +53,8 @@ class RuleEngine(Protocol):
 
 
 class Store(Protocol):
-    def write(self, rows: list[tuple[int, datetime, float]], alerts: list[AlertEvent], dead: list[DeadLetter]) -> Any: ...
+    def write(self, rows: list[tuple[int, datetime, float]], alerts: list[AlertEvent], dead: list[DeadLetter],
+              relay: Sequence[AlertEvent] = ()) -> Any: ...
     def quarantine(self, items: list[Quarantined]) -> int: ...
 
 
@@ -153,9 +154,13 @@ class Worker:
         batches = [b.batch for b in good]
         rows = [(r.meter_id, r.ts, r.value) for b in batches for r in b.readings]
         alerts = ticked + applied
-        quarantine = self._publish(alerts, sent)
+        # Wall-clock transitions (silent meters) are not published before the transaction, as the
+        # readings' are: a poll that fails is evaluated again at another wall-clock time, so a
+        # send that Kafka took late would stand on the topic for a transition never stored. They
+        # are stored unpublished and the outbox relay publishes them after the commit.
+        quarantine = self._publish(applied, sent)
         t1 = time.perf_counter()
-        result, refused = self._write(good, alerts, intake.to_store, rows)
+        result, refused = self._write(good, applied, intake.to_store, rows, relay=ticked)
         if refused:
             quarantine += refused
             gone = {(q.topic, q.partition, q.offset) for q in refused}
@@ -217,13 +222,18 @@ class Worker:
             return []
 
     def _write(self, good: list[Batch], alerts: list[AlertEvent], to_store: list[ToStore],
-               rows: list[tuple[int, datetime, float]]) -> tuple[Any, list[Quarantined]]:
+               rows: list[tuple[int, datetime, float]], relay: list[AlertEvent]) -> tuple[Any, list[Quarantined]]:
         """The poll in one transaction; if the database refuses its data, bisected (see
-        ``stream.isolation``) and the records refused on their own returned for quarantine."""
+        ``stream.isolation``) and the records refused on their own returned for quarantine.
+        ``relay``: transitions stored unpublished, for the outbox."""
         try:
-            return self._store.write(rows, alerts, [t.dead for t in to_store]), []
+            return self._store.write(rows, alerts, [t.dead for t in to_store], relay), []
         except DataRefused as err:
             log.warning("the database refused a poll, isolating the record(s) responsible: %s", err)
+        # bisected, the relayed transitions are published now and written as the others: the
+        # database, not Kafka, refused this poll
+        self._publish(relay, [])
+        alerts = alerts + relay
         units = [isolation.Unit(b.origin, b.original, rows=tuple((r.meter_id, r.ts, r.value) for r in b.batch.readings))
                  for b in good]
         units += [isolation.Unit(t.origin, t.original, dead=(t.dead,)) for t in to_store]

@@ -134,6 +134,19 @@ def test_alert_lifecycle_is_one_active_row_and_replays_add_nothing(db: Db) -> No
     assert db.sql("SELECT count(*) FROM alert_transitions")[0][0] == 4
 
 
+def test_relayed_transitions_are_stored_unpublished_for_the_outbox(db: Db) -> None:
+    # the worker publishes a reading's transitions before writing them (published) and stores
+    # wall-clock ones unpublished, for the outbox relay: opened at 0 (published), updated at 15
+    # (relayed), in time order in one transaction
+    load_demo(db)
+    with db.connect("nxem_ingest") as conn:
+        r = write_batch(conn, [], [_alert("opened", 0, 1.30)], [], [_alert("updated", 15, 1.35)])
+    assert r.alert_transitions == 2
+    assert db.sql("SELECT kind, published FROM alert_transitions ORDER BY at") == [("opened", True),
+                                                                                  ("updated", False)]
+    assert db.sql("SELECT value FROM alerts WHERE cleared_at IS NULL") == [(1.35,)]
+
+
 def test_a_late_update_does_not_overwrite_a_newer_one(db: Db) -> None:
     load_demo(db)
     with db.connect("nxem_ingest") as conn:
