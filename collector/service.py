@@ -210,8 +210,11 @@ class Collector:
                 pending.left -= 1
                 last = pending.left == 0 and not pending.failed
             if last:
-                self._sub.ack(msg.mid, msg.qos)
+                # counted before the PUBACK goes out: counted after, the broker's next message
+                # (Receive Maximum frees a slot) could be counted in before this one is counted
+                # acked, and in - acked would read one over the broker's bound
                 m.MESSAGES_ACKED.inc()
+                self._sub.ack(msg.mid, msg.qos)
                 m.READINGS_OUT.inc(accepted)
                 m.PRODUCE_LATENCY.observe(time.perf_counter() - pending.started)
 
