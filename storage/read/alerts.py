@@ -14,21 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from nxem.contract import AlertEvent
 from storage.errors import Conflict
+from storage.read.rows import fetch_all as _all, fetch_one as _one
 
 
-def _all(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, params).fetchall()
-
-
-def _one(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> dict[str, Any] | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, params).fetchone()
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Final, Literal
 
 import psycopg
-from psycopg.rows import dict_row
 
 from alerts.rules.annual import AnnualTceRule
 from analytics.coefficients import CALORIFIC_VALUE, ElectricityValue
 from analytics.energy_definition import COUNTED_ROLES
 from analytics.periods import CST
 from storage.read.energy_sql import FACTORS, Grain, conversion_params, quantities_sql, sign_sql
+from storage.read.rows import fetch_all as _all
 
 Period = Literal["15min", "hour", "day", "month", "year", "rolling12"]
 
@@ -45,10 +45,6 @@ MAX_DAYS: Final[dict[str, int]] = {"15min": 31, "hour": 366}
 #: bound while less than that is held). The same number here.
 ROLLING_DAYS: Final = AnnualTceRule().period.days
 
-
-def _all(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, params).fetchall()
 
 
 def local_midnight(d: date) -> datetime:

@@ -9,21 +9,13 @@ from __future__ import annotations
 from typing import Any, Final
 
 import psycopg
-from psycopg.rows import dict_row
 
 from analytics.coefficients import CALORIFIC_VALUE, ElectricityValue
 from analytics.site_energy import MeterSpec
 from storage.registry import MeterRow, ProductSpec, SiteRow, meter_row
+from storage.read.rows import fetch_all as _all, fetch_one as _one
 
 
-def _all(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, params).fetchall()
-
-
-def _one(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> dict[str, Any] | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, params).fetchone()
 
 
 def first_enterprise_ids(conn: psycopg.Connection[Any], n: int) -> list[str]:
