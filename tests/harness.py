@@ -36,6 +36,31 @@ def free_port() -> int:
         return port
 
 
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """``app`` (ASGI) served by uvicorn on a free loopback port in a thread; yields its base URL.
+    Forwarded headers are left to the app, as ``python -m portal`` does."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           proxy_headers=False, timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, name="portal-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise AssertionError("the portal did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
 def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout_s
     last: Any = None

@@ -3,15 +3,11 @@ migrated database, driven by Playwright in Debian's headless Chromium (/usr/bin/
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from ops.services import ServiceSettings, ensure_up
@@ -19,6 +15,7 @@ from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.views import LOCAL
 from storage.roles import dsn_for
+from tests.harness import serve
 from tests.integration.test_portal.fixtures import World, create_database, drop_database, populate, secret_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,12 +24,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
@@ -53,20 +44,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Por
 @pytest.fixture(scope="session")
 def base_url(world: tuple[World, PortalSettings]) -> Iterator[str]:
     _, settings = world
-    port = _free_port()
     app = create_app(settings, dsn_for("nxem_portal", settings))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="portal-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the portal did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -22,7 +20,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from portal import security
@@ -30,6 +27,7 @@ from portal.app import create_app
 from portal.settings import PortalSettings
 from portal.users import create_user
 from storage.roles import dsn_for
+from tests.harness import serve
 
 from .fixtures import PASSWORD, World
 
@@ -39,12 +37,6 @@ GUESSES = 50
 LIMIT = 5  # NXEM_PORTAL_LOGIN_MAX_FAILURES (the default)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
 
 @pytest.fixture(scope="module")
 def served(portal_settings: PortalSettings) -> Iterator[str]:
@@ -53,19 +45,8 @@ def served(portal_settings: PortalSettings) -> Iterator[str]:
     settings = portal_settings.model_copy(update={"portal_trusted_proxies": "127.0.0.1"})
     assert settings.portal_login_max_failures == LIMIT
     app = create_app(settings, dsn_for("nxem_portal", settings))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           proxy_headers=False, timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="portal-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the portal did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
+    with serve(app) as url:
+        yield url
 
 
 def _post_token(base: str, username: str, password: str, client_ip: str) -> tuple[int, dict[str, str]]:

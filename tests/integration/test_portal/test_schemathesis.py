@@ -12,16 +12,12 @@ example (it would end the shared one), and the alert stream is given a short ``t
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any, Final
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.core.result import Ok
@@ -30,6 +26,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from portal.app import create_app
 from portal.settings import PortalSettings
 from storage.roles import dsn_for
+from tests.harness import serve
 
 from .fixtures import PASSWORD
 
@@ -44,12 +41,6 @@ EXAMPLES: Final = 8  # per operation and token: ~20 operations x 4 tokens x 8 ->
 TOKENS: Final = {"enterprise": "ent-a", "inspector": "insp", "operator": "oper", "admin": "admin"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
 
 @pytest.fixture(scope="module")
 def base_url(portal_settings: PortalSettings, admin_user: str) -> Iterator[str]:
@@ -59,19 +50,8 @@ def base_url(portal_settings: PortalSettings, admin_user: str) -> Iterator[str]:
         "portal_login_max_failures": 100_000, "portal_login_max_failures_per_address": 100_000,
         "portal_login_max_failures_per_user": 100_001})
     app = create_app(settings, dsn_for("nxem_portal", settings))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           proxy_headers=False, timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, name="portal-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the portal did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
+    with serve(app) as url:
+        yield url
 
 
 def _token(base_url: str, username: str) -> dict[str, str]:
