@@ -9,6 +9,7 @@ services stay up (``nxem services down``).
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -145,7 +146,7 @@ def _settle(quiet_s: float = 3.0, timeout_s: float = 150.0) -> None:
     while time.monotonic() < deadline:
         try:
             body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not up yet, or cut short by its exit
             body = ""
         values = [line.split() for line in body.splitlines() if line and not line.startswith("#")]
         written = next((float(v[1]) for v in values if v[0] == "nxem_worker_readings_written_total"), None)

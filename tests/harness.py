@@ -8,6 +8,7 @@ Everything is stopped and the database dropped at the end.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -73,10 +74,12 @@ def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.
 
 
 def metric(port: int, name: str) -> float | None:
-    """The value of an unlabelled Prometheus metric, or None when the endpoint is not up yet."""
+    """The value of an unlabelled Prometheus metric, or None when the endpoint is not up yet
+    (or went away mid-answer: a process that exits while being scraped cuts the body short,
+    which http.client raises as IncompleteRead, not as an OSError)."""
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
     for line in body.splitlines():
         if line.startswith(name + " "):
