@@ -2,14 +2,16 @@
 transaction (the worker commits its Kafka offsets after it).
 
 Readings (shared/notes/stack-facts.md has the measurements behind this):
-* the batch is binary-COPYed once into this session's staging table (a temporary table
-  ``ON COMMIT DELETE ROWS``): the only per-row Python work;
-* **fast path**: one ``INSERT … SELECT … ORDER BY meter_id, ts`` from it into ``readings``,
-  inside a savepoint (sorted, the (meter_id, ts) index fills in order);
+* **fast path**: the batch is binary-COPYed straight into ``readings`` (the only per-row
+  Python work), inside a savepoint; COPY is the cheapest way in (no staging table, no
+  ``INSERT … SELECT``: bench.storage_ingest), and a unique index refuses any duplicate;
 * on a unique violation (a replay, a redelivery, an overlap) the savepoint is rolled back and
-  the batch, with in-batch repeats dropped (the first sent stays), is redone through the
+  the batch, with in-batch repeats dropped (the first sent stays), is binary-COPYed into this
+  session's staging table (a temporary table ``ON COMMIT DELETE ROWS``) and redone through the
   **staged path**: ``INSERT … SELECT … ON CONFLICT (meter_id, ts) DO NOTHING``. Replaying a
   topic from offset 0 therefore inserts nothing and changes nothing.
+* a meter id beyond the ``integer`` column goes the staged path too, where the server refuses
+  it (``integer out of range``); the binary int4 COPY would wrap it onto another meter's id.
 * **Correction rule**: the first value stored for a (meter, ts) is kept. A later reading with
   the same key and a *different* value is not written; it is counted in
   ``WriteResult.duplicates`` and returned in ``WriteResult.conflicts`` (stored and refused
@@ -57,6 +59,8 @@ Row = tuple[int, datetime, float]
 # meter_id is staged as int8: an id beyond the readings column's int4 is then refused by the
 # server's assignment cast ("integer out of range"), never wrapped by the binary dumper
 _TYPES: Final = ["int8", "timestamptz", "float8"]
+_DIRECT_TYPES: Final = ["int4", "timestamptz", "float8"]  # the readings columns themselves
+_INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
 _STAGE: Final = "nxem_stage_readings"
 
 
@@ -102,9 +106,9 @@ def backend(conn: psycopg.Connection[Any]) -> str:
     return _state(conn).backend
 
 
-def _copy(cur: psycopg.Cursor[Any], table: str, rows: Sequence[Row]) -> None:
+def _copy(cur: psycopg.Cursor[Any], table: str, rows: Sequence[Row], types: list[str] = _TYPES) -> None:
     with cur.copy(f"COPY {table} (meter_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(_TYPES)
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 
@@ -133,11 +137,6 @@ def _dedupe(rows: list[Row]) -> tuple[list[Row], list[Row]]:
 _CREATE_STAGE: Final = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
                         "(meter_id bigint, ts timestamptz, value double precision) ON COMMIT DELETE ROWS")
 
-# Fast path: one INSERT … SELECT from the staged batch, sorted so the (meter_id, ts) index is
-# filled in order; fails with a unique violation on any duplicate (then the staged path).
-_FAST_INSERT: Final = (f"INSERT INTO readings (meter_id, ts, value) "
-                       f"SELECT meter_id, ts, value FROM {_STAGE} ORDER BY meter_id, ts")
-
 # Staged path, one statement and one snapshot: ``conf`` sees readings as they were before
 # ``ins``, i.e. the stored value of every refused key; on the native path the inserted rows
 # (and only they) mark the closed days they fall into, in the same statement.
@@ -159,7 +158,7 @@ SELECT 'n', NULL::integer, NULL::timestamptz, count(*)::float8, NULL::float8 FRO
 
 
 def _stage(conn: psycopg.Connection[Any], rows: Sequence[Row]) -> None:
-    """Binary COPY of the batch into this session's staging table (the only per-row Python work)."""
+    """Binary COPY of the batch into this session's staging table (the staged path's start)."""
     with conn.cursor() as cur:
         cur.execute(_CREATE_STAGE)
         cur.execute(f"TRUNCATE {_STAGE}")  # a second batch in the same transaction
@@ -196,17 +195,21 @@ def _write_readings(conn: psycopg.Connection[Any], rows: Sequence[Row], retry: b
         return WriteResult(0, 0)
     st = _state(conn)
     native = st.backend == "native"
+    lo, hi = min(r[1] for r in rows), max(r[1] for r in rows)
     if native:
-        lo, hi = min(r[1] for r in rows), max(r[1] for r in rows)
         _ensure_partitions(conn, st, rows, lo, hi)
-    _stage(conn, rows)
+    ids = [r[0] for r in rows]
+    conflicts: list[Conflict] = []
+    if not _INT4_MIN <= min(ids) <= max(ids) <= _INT4_MAX:
+        inserted, conflicts = _staged(conn, rows, native)  # the server refuses the id there
+        return WriteResult(inserted, len(rows) - inserted, tuple(conflicts), staged=True)
     try:
         with conn.transaction():  # savepoint: a failure leaves the poll's transaction usable
-            conn.execute(_FAST_INSERT)
+            with conn.cursor() as cur:
+                _copy(cur, "readings", rows, _DIRECT_TYPES)
             if native:
-                conn.execute(rollups.mark_dirty_sql(_STAGE))
+                rollups.mark_dirty_rows(conn, rows, lo)
         inserted, staged = len(rows), False
-        conflicts: list[Conflict] = []
     except pg_errors.UniqueViolation:
         inserted, conflicts = _staged(conn, rows, native)
         staged = True

@@ -7,8 +7,9 @@ day is ``last_value − the previous day's last_value`` and is taken at query ti
 Migration 0007 explains the shape: ``rollup_1d_closed`` holds the days up to
 ``rollup_state.closed_through``; ``rollup_1d`` is a view that reads those and aggregates
 every later day, and every (meter, day) marked in ``rollup_dirty``, live from ``readings``.
-* ingest (``mark_dirty_sql``) marks the closed days a write touched -- a filter over the
-  staged batch, so live data costs nothing -- under a FOR SHARE lock on ``rollup_state``;
+* ingest marks the closed days a write touched (``mark_dirty_rows`` after the direct COPY:
+  one single-row query when every row is live; ``mark_dirty_sql`` in the staged path's
+  statement), under a FOR SHARE lock on ``rollup_state``;
 * ``maintain`` (a worker's background job) closes the days that ended, recomputes the dirty
   pairs, and advances ``closed_through`` under FOR UPDATE: no day closes while a write into
   it is in flight, so the view is exact at every moment, late data included.
@@ -20,6 +21,7 @@ TimescaleDB all three are continuous aggregates and nothing here runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -66,6 +68,28 @@ SELECT DISTINCT s.meter_id, date_bin(INTERVAL '1 day', s.ts, {ORIGIN_LOCAL_DAY_S
 FROM {source} s, (SELECT closed_through FROM rollup_state FOR SHARE) st
 WHERE s.ts < st.closed_through + INTERVAL '1 day'
 ON CONFLICT DO NOTHING"""
+
+
+_CLOSED_THROUGH_FOR_SHARE: Final = "SELECT closed_through FROM rollup_state FOR SHARE"
+_MARK_PAIRS: Final = f"""
+INSERT INTO rollup_dirty (meter_id, bucket)
+SELECT DISTINCT u.meter_id, date_bin(INTERVAL '1 day', u.ts, {ORIGIN_LOCAL_DAY_SQL})
+FROM unnest(%s::integer[], %s::timestamptz[]) AS u (meter_id, ts)
+ON CONFLICT DO NOTHING"""
+
+
+def mark_dirty_rows(conn: psycopg.Connection[Any], rows: Sequence[tuple[int, datetime, float]],
+                    oldest: datetime) -> int:
+    """``mark_dirty_sql`` for rows this transaction inserted without a staging table (``oldest``:
+    their earliest ``ts``): the same FOR SHARE lock, and live data -- every row after the
+    closed days, the usual poll -- costs one single-row query; returns the rows marked."""
+    row = conn.execute(_CLOSED_THROUGH_FOR_SHARE).fetchone()
+    if row is None or row[0] is None or oldest >= row[0] + DAY:
+        return 0
+    bound = row[0] + DAY
+    late = [(m, t) for m, t, _v in rows if t < bound]
+    conn.execute(_MARK_PAIRS, ([m for m, _ in late], [t for _, t in late]))
+    return len(late)
 
 
 @dataclass(frozen=True, slots=True)
