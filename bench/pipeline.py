@@ -311,13 +311,20 @@ def run(rate: float, duration_s: float, gateways: int, meters: int, *, raw: bool
         threading.Thread(target=watch_inbox, daemon=True).start()
         h_hops0 = {h: merged_histogram(wports, f"nxem_worker_{h}_seconds") for h in hops}
         h_stored0 = merged_histogram(wports, "nxem_worker_reading_to_stored_seconds")
-        c0, t0 = probe.snapshot(), time.monotonic()
         alert: dict[str, float | str] = {}
         prober = threading.Thread(target=_alert_probe, args=(p, duration_s / 2, alert), daemon=True)
         if alert_probe:
             prober.start()
-        result = run_load(cfg, SimulatorSettings())
+        start: list[tuple[dict[str, float], float]] = []
+
+        def window_opens(sent: int, planned: int) -> None:
+            # at the first publish, after the generator built its payloads and connected
+            if not start:
+                start.append((probe.snapshot(), time.monotonic()))
+
+        result = run_load(cfg, SimulatorSettings(), progress=window_opens)
         t_pub = time.monotonic()
+        c0, t0 = start[0]
         stored_at_pub = int(p.sql("SELECT count(*) FROM readings")[0][0]) - base
         acked_readings = result.messages_acked * meters + base + int(alert.get("readings", 0))
         stored = _drain(p, acked_readings, timeout_s=max(120.0, duration_s * 3))
