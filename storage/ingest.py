@@ -61,6 +61,7 @@ Row = tuple[int, datetime, float]
 _TYPES: Final = ["int8", "timestamptz", "float8"]
 _DIRECT_TYPES: Final = ["int4", "timestamptz", "float8"]  # the readings columns themselves
 _INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
+_METER, _TS = itemgetter(0), itemgetter(1)
 _STAGE: Final = "nxem_stage_readings"
 
 
@@ -195,10 +196,10 @@ def _write_readings(conn: psycopg.Connection[Any], rows: Sequence[Row], retry: b
         return WriteResult(0, 0)
     st = _state(conn)
     native = st.backend == "native"
-    lo, hi = min(r[1] for r in rows), max(r[1] for r in rows)
+    times, ids = list(map(_TS, rows)), list(map(_METER, rows))  # C loops: this is per reading
+    lo, hi = min(times), max(times)
     if native:
         _ensure_partitions(conn, st, rows, lo, hi)
-    ids = [r[0] for r in rows]
     conflicts: list[Conflict] = []
     if not _INT4_MIN <= min(ids) <= max(ids) <= _INT4_MAX:
         inserted, conflicts = _staged(conn, rows, native)  # the server refuses the id there
