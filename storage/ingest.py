@@ -196,14 +196,15 @@ def _write_readings(conn: psycopg.Connection[Any], rows: Sequence[Row], retry: b
         return WriteResult(0, 0)
     st = _state(conn)
     native = st.backend == "native"
-    times, ids = list(map(_TS, rows)), list(map(_METER, rows))  # C loops: this is per reading
-    lo, hi = min(times), max(times)
-    if native:
+    if native:  # the time bounds serve the day partitions and the closed days: native only
+        times = list(map(_TS, rows))  # C loops: this is per reading
+        lo, hi = min(times), max(times)
         _ensure_partitions(conn, st, rows, lo, hi)
-    conflicts: list[Conflict] = []
+    ids = list(map(_METER, rows))
     if not _INT4_MIN <= min(ids) <= max(ids) <= _INT4_MAX:
-        inserted, conflicts = _staged(conn, rows, native)  # the server refuses the id there
-        return WriteResult(inserted, len(rows) - inserted, tuple(conflicts), staged=True)
+        inserted, refused = _staged(conn, rows, native)  # the server refuses the id there
+        return WriteResult(inserted, len(rows) - inserted, tuple(refused), staged=True)
+    conflicts: list[Conflict] = []
     try:
         with conn.transaction():  # savepoint: a failure leaves the poll's transaction usable
             with conn.cursor() as cur:

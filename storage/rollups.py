@@ -84,9 +84,11 @@ def mark_dirty_rows(conn: psycopg.Connection[Any], rows: Sequence[tuple[int, dat
     their earliest ``ts``): the same FOR SHARE lock, and live data -- every row after the
     closed days, the usual poll -- costs one single-row query; returns the rows marked."""
     row = conn.execute(_CLOSED_THROUGH_FOR_SHARE).fetchone()
-    if row is None or row[0] is None or oldest >= row[0] + DAY:
+    if row is None or row[0] is None:
         return 0
-    bound = row[0] + DAY
+    bound = row[0] + DAY  # the first moment after the closed days
+    if oldest >= bound:
+        return 0
     late = [(m, t) for m, t, _v in rows if t < bound]
     conn.execute(_MARK_PAIRS, ([m for m, _ in late], [t for _, t in late]))
     return len(late)
