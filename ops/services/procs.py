@@ -100,16 +100,23 @@ def is_alive(pid: int | None, marker: str) -> bool:
     """True when ``pid`` runs, is not a zombie, and its command line contains ``marker``."""
     if pid is None or pid <= 0:
         return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    # Field 3 of /proc/<pid>/stat follows the parenthesised command name.
-    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
-    if state in ("Z", "X"):
-        return False
-    return marker.encode() in cmdline
+    for _ in range(50):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return False
+        # Field 3 of /proc/<pid>/stat follows the parenthesised command name.
+        state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
+        if state in ("Z", "X"):
+            return False
+        if cmdline:
+            return marker.encode() in cmdline
+        # An empty command line of a live process: it is inside execve (the detach shim's child
+        # becoming the service), not gone. Read as "exited", it made a start-up check start a
+        # second broker beside the first (seen in CI and here: "Address already in use").
+        time.sleep(0.01)
+    return False
 
 
 def live_pid(settings: ServiceSettings, name: str, marker: str) -> int | None:
