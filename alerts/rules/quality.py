@@ -62,18 +62,27 @@ class QualityRule:
 
 def silent(rule: QualityRule, state: Alert | None, *, meter_id: int, enterprise_id: str, last: datetime | None,
            interval_s: float, now: datetime) -> tuple[Alert | None, list[AlertEvent]]:
-    """Meter silent: no reading for ``silent_intervals`` of its intervals up to ``now``."""
+    """Meter silent: no reading for ``silent_intervals`` of its intervals up to ``now``.
+
+    Two clocks ask: the worker's wall-clock sweep (a gateway gone quiet) and each bucket's event
+    time (a meter quiet while the rest of its site reports, e.g. in a backfill). An open alert is
+    judged at its last transition or later, never before: a backlog that arrives after a sweep
+    opened the alert, and is still too old when the alert opened, does not clear it. (Judged at
+    the backlog's own times, it cleared hours before its own opening, the database kept it open,
+    and the next sweep opened it again: a gateway catching up raised one alert per sweep.)
+    """
     if last is None:
         return state, []
-    missed = (now - last).total_seconds() / interval_s
+    at = now if state is None else max(now, state.updated_at)
+    missed = (at - last).total_seconds() / interval_s
     if missed >= rule.silent_intervals:
         return lifecycle.trigger(
             state, source_kind="meter", source_id=meter_id, enterprise_id=enterprise_id, rule=METER_SILENT,
-            severity=rule.severity, at=now, value=float(int(missed)), threshold=float(rule.silent_intervals),
+            severity=rule.severity, at=at, value=float(int(missed)), threshold=float(rule.silent_intervals),
             details={"last_reading": last.isoformat(), "interval_s": interval_s, "intervals_missed": int(missed),
                      "source": SOURCE},
             policy=lifecycle.UpdatePolicy(min_relative_step=1.0))  # update when the gap doubles
-    return lifecycle.clear(state, now, {"resumed_at": last.isoformat()})
+    return lifecycle.clear(state, at, {"resumed_at": last.isoformat()})
 
 
 def flagged(rule: QualityRule, state: Alert | None, *, rule_name: str, enterprise_id: str,

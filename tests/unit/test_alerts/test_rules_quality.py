@@ -42,6 +42,30 @@ def test_silent_meter_after_n_intervals_and_resumes() -> None:
     assert [e.kind for e in ev] == ["cleared"]
 
 
+def test_a_backlog_older_than_the_opening_does_not_clear_a_silent_meter() -> None:
+    # The sweep opens at wall time W = T + 5 h: last reading T, 5 h / 15 min = 20 intervals ≥ 4.
+    rule = QualityRule(silent_intervals=4)
+    w = T + timedelta(hours=5)
+    a, ev = silent(rule, None, meter_id=3, enterprise_id="e", last=T, interval_s=900, now=w)
+    assert [(e.kind, e.at, e.value) for e in ev] == [("opened", w, 20.0)]
+    # The gateway's backlog arrives: a reading at T + 1 h judged in its own (event) time T + 1 h.
+    # Judged at W instead: (5 h − 1 h) / 15 min = 16 ≥ 4, still silent; 16 < 2 × 20: no update.
+    a, ev = silent(rule, a, meter_id=3, enterprise_id="e", last=T + timedelta(hours=1), interval_s=900,
+                   now=T + timedelta(hours=1))
+    assert ev == [] and a is not None and a.started_at == w
+    # The backlog catches up to W − 30 min: (30 min) / 15 min = 2 < 4 at W -> cleared at W, not before
+    _, ev = silent(rule, a, meter_id=3, enterprise_id="e", last=w - timedelta(minutes=30), interval_s=900,
+                   now=w - timedelta(minutes=30))
+    assert [(e.kind, e.at) for e in ev] == [("cleared", w)]
+
+
+def test_with_no_alert_open_the_time_asked_counts() -> None:
+    # nothing open: the event time counts as given (4 intervals after T at T + 1 h -> opened at T + 1 h)
+    rule = QualityRule(silent_intervals=4)
+    _, ev = silent(rule, None, meter_id=3, enterprise_id="e", last=T, interval_s=900, now=T + timedelta(hours=1))
+    assert [(e.kind, e.at) for e in ev] == [("opened", T + timedelta(hours=1))]
+
+
 @pytest.mark.parametrize(
     ("tce", "rate", "held", "expected"),
     [
