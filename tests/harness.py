@@ -212,10 +212,7 @@ def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipelin
 
     suffix = uuid.uuid4().hex[:8]
     dbname = f"nxem_t_{suffix}"
-    with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
     topics = {k: f"nxem.{k}.t{suffix}" for k in ("readings", "alerts", "deadletter")}
-    create_topics(settings.kafka_bootstrap, list(topics.values()), partitions)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NXEM_")}
     env.update({
         "NXEM_DATA_DIR": str(settings.resolved_data_dir()),
@@ -233,8 +230,11 @@ def pipeline(settings: ServiceSettings, partitions: int = 3) -> Iterator[Pipelin
     log_dir = settings.resolved_data_dir() / "logs" / "tests"
     log_dir.mkdir(parents=True, exist_ok=True)
     p = Pipeline(settings, dbname, suffix, env, log_dir)
-    migrate(p.admin_dsn, backend=settings.db_backend, secrets_dir=settings.resolved_data_dir() / "secrets")
-    try:
+    with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    try:  # a failed topic creation or migration leaves no database or topic behind either
+        create_topics(settings.kafka_bootstrap, list(topics.values()), partitions)
+        migrate(p.admin_dsn, backend=settings.db_backend, secrets_dir=settings.resolved_data_dir() / "secrets")
         yield p
     finally:
         for proc in reversed(p.procs):
