@@ -24,45 +24,19 @@ import cProfile
 import pstats
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts import engine
 from analytics import site_energy as se
 from nxem.contract import Reading, ReadingBatch
+from storage.registry import MeterRow, SiteRow
 from stream.registry import build_registry
 from stream.sites import SiteEngine
 
 GATEWAYS, PER_GATEWAY, SITES = 1000, 100, 10
 READINGS = GATEWAYS * PER_GATEWAY
 T0 = datetime(2026, 11, 24, tzinfo=UTC)  # 08:00 Asia/Shanghai, on a 15-minute edge
-
-
-@dataclass(frozen=True)
-class SiteRow:
-    id: int
-    enterprise_id: str
-    kind: str
-    new_build: bool = False
-    pue_limit: Any = None
-    pue_window_hours: Any = 720
-    energy_budget_tce: Any = None
-    products: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class MeterRow:
-    id: int
-    site_id: int
-    role: str = "consumed"
-    carrier: str = "electricity"
-    unit: str = "kWh"
-    kind: str = "interval"
-    multiplier: float = 1.0
-    rollover: Any = None
-    coefficient: Any = "electricity_calorific"
-    product: Any = None
 
 
 class Timed:
@@ -95,9 +69,14 @@ def poll(kind: str, sec: int) -> list[ReadingBatch]:
 
 
 def probe(kind: str, polls: int, rounds: int, profile: bool) -> None:
-    sites = {s: SiteRow(s, "x", "plant") for s in range(SITES)}
-    meters = {g * PER_GATEWAY + j: MeterRow(g * PER_GATEWAY + j, g * SITES // GATEWAYS, kind=kind)
-              for g in range(GATEWAYS) for j in range(PER_GATEWAY)}
+    # the rows the database returns (storage.registry), for a fleet of plants without products
+    sites = {s: SiteRow(id=s, code=f"s{s}", enterprise_id="x", kind="plant", name=f"s{s}", new_build=False,
+                        pue_limit=1.5, pue_window_hours=720, energy_budget_tce=None, products=(), city="银川",
+                        industry="chemicals") for s in range(SITES)}
+    meters = {m: MeterRow(id=m, gateway_id=f"g{g}", code=f"m{j}", site_id=g * SITES // GATEWAYS, enterprise_id="x",
+                          carrier="electricity", unit="kWh", role="consumed", kind=kind, multiplier=1.0,
+                          rollover=None, coefficient="electricity_calorific", product=None, kgce_per_unit=0.1229)
+              for g in range(GATEWAYS) for j in range(PER_GATEWAY) for m in (g * PER_GATEWAY + j,)}
     reg = build_registry(sites, meters)
     eng = SiteEngine(lambda: reg, lambda *a: [], lambda s: [], timedelta(days=35))
     ar, ev = Timed(se.apply_readings), Timed(engine.evaluate_site)

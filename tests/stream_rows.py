@@ -27,6 +27,9 @@ class SiteRow:
     pue_window_hours: float | None = 1
     energy_budget_tce: float | None = None
     products: tuple[Any, ...] = ()
+    standard_racks: int | None = None
+    it_capacity_kw: float | None = None
+    pue_limit_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class MeterRow:
     rollover: float | None = 1e9
     coefficient: str | None = "electricity_calorific"
     product: str | None = None
+    interval_s: int = 900
+    code: str = ""
 
 
 def dc_registry(pue_limit: float = 1.2) -> Registry:

@@ -3,7 +3,6 @@ the reading interval, and a data centre's PUE limit from its new-build flag and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,50 +12,25 @@ from alerts import engine
 from analytics.site_energy import apply_readings, initial_state
 from nxem.contract import AlertEvent
 from stream.registry import build_registry, site_rules
+from tests.stream_rows import MeterRow, SiteRow
 
 ENT = "91640500MA76L8XK3A"
 T0 = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 00:00 Asia/Shanghai
 
 
-@dataclass(frozen=True)
-class SiteRow:
-    id: int
-    enterprise_id: str
-    kind: str
-    new_build: bool = False
-    pue_limit: float | None = None
-    pue_window_hours: float | None = 168
-    energy_budget_tce: float | None = None
-    products: tuple[Any, ...] = field(default_factory=tuple)
-    standard_racks: int | None = None
-    it_capacity_kw: float | None = None
-    pue_limit_source: str | None = None
-
-
-@dataclass(frozen=True)
-class MeterRow:
-    id: int
-    site_id: int
-    role: str
-    carrier: str = "electricity"
-    unit: str = "kWh"
-    kind: str = "interval"
-    multiplier: float = 1.0
-    rollover: float | None = None
-    coefficient: str | None = "electricity_calorific"
-    product: str | None = None
-    interval_s: int = 900
-    code: str = ""
+def _dc(pue_limit: float | None = None, **kw: Any) -> SiteRow:
+    """A data centre's row: no stored limit unless given (the registry derives it), a 1-week window."""
+    return SiteRow(1, ENT, "data_centre", pue_limit=pue_limit, pue_window_hours=168, **kw)
 
 
 @pytest.mark.parametrize(("row", "limit", "source"), [
-    (SiteRow(1, ENT, "data_centre", new_build=True, standard_racks=3_000), 1.2, "Ningxia plan"),
-    (SiteRow(1, ENT, "data_centre", new_build=True, it_capacity_kw=30_000.0), 1.2, "Ningxia plan"),  # 12 000 racks
-    (SiteRow(1, ENT, "data_centre", new_build=True, standard_racks=2_999), 1.5, "GB 40879-2021"),
-    (SiteRow(1, ENT, "data_centre", standard_racks=12_000), 1.5, "GB 40879-2021"),  # not new-built
-    (SiteRow(1, ENT, "data_centre", pue_limit=1.25), 1.25, "site's own limit"),
+    (_dc(new_build=True, standard_racks=3_000), 1.2, "Ningxia plan"),
+    (_dc(new_build=True, it_capacity_kw=30_000.0), 1.2, "Ningxia plan"),  # 12 000 racks
+    (_dc(new_build=True, standard_racks=2_999), 1.5, "GB 40879-2021"),
+    (_dc(standard_racks=12_000), 1.5, "GB 40879-2021"),  # not new-built
+    (_dc(pue_limit=1.25), 1.25, "site's own limit"),
     # stored at registry load with its source: taken as it is
-    (SiteRow(1, ENT, "data_centre", pue_limit=1.2, pue_limit_source="Ningxia plan: …"), 1.2, "Ningxia plan"),
+    (_dc(pue_limit=1.2, pue_limit_source="Ningxia plan: …"), 1.2, "Ningxia plan"),
 ])
 def test_a_data_centre_gets_the_operational_and_the_annual_pue_rule_at_its_limit(
         row: SiteRow, limit: float, source: str) -> None:
@@ -72,9 +46,9 @@ def _carbide(interval_s: int, days: int = 3) -> list[AlertEvent]:
     """100 t/day of calcium carbide at 960 kgce/t, metered hourly: electricity 96 000 kgce a day
     / 0.1229 kgce/kWh = 781 122.86 kWh a day, 32 546.79 kWh and 100 / 24 = 4.1667 t an hour."""
     site = SiteRow(6, ENT, "plant", products=({"product": "calcium_carbide", "indicator": "kgce_per_t"},))
-    meters = {10: MeterRow(10, 6, "consumed", interval_s=interval_s, code="furnace"),
-              11: MeterRow(11, 6, "product_output", carrier="product", unit="t", coefficient=None,
-                           product="calcium_carbide", interval_s=interval_s, code="output")}
+    meters = {10: MeterRow(10, 6, "consumed", kind="interval", rollover=None, interval_s=interval_s, code="furnace"),
+              11: MeterRow(11, 6, "product_output", carrier="product", unit="t", kind="interval", rollover=None,
+                           coefficient=None, product="calcium_carbide", interval_s=interval_s, code="output")}
     reg = build_registry({6: site}, meters)
     specs = reg.meters_by_site[6]
     energy, state = initial_state(timedelta(days=740), timedelta(days=10)), engine.initial_state()
