@@ -335,6 +335,10 @@ class GroupConsumer:
     def held(self) -> frozenset[Partition]:
         return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
 
+    def member_id(self) -> str:
+        """The consumer's id in its group as it believes it ("" before it joined)."""
+        return str(self._consumer.group_metadata().member_id or "")
+
     def assignment(self) -> set[TopicPartition]:
         found: set[TopicPartition] = self._consumer.assignment()
         return found
@@ -394,7 +398,7 @@ class ClusterWatch:
         at = self._clock()
         counts = self.partitions()
         tps = [TopicPartition(t, p) for t in self._topics for p in range(counts[t])]
-        members = 0
+        member_ids: frozenset[str] = frozenset()
         end: dict[Partition, int] = {}
         committed: dict[Partition, int] = {}
         try:
@@ -405,7 +409,7 @@ class ClusterWatch:
                 end = {(tp.topic, tp.partition): int(o.offset) for tp, o in latest.items()}
             if self._group is not None:
                 group = admin.describe_groups([self._group]).get(self._group) or {}
-                members = len(group.get("members") or [])
+                member_ids = frozenset(str(mb.get("member_id", "")) for mb in group.get("members") or [])
                 if tps:
                     offsets = admin.list_group_offsets({self._group: tps}).get(self._group) or {}
                     committed = {(tp.topic, tp.partition): int(o.offset) for tp, o in offsets.items()
@@ -413,7 +417,8 @@ class ClusterWatch:
         except KafkaError as err:
             self.close()
             raise KafkaUnavailable(f"Kafka offsets of group {self._group}: {err}") from err
-        return GroupView(at=at, partitions=counts, members=members, end_offsets=end, committed=committed)
+        return GroupView(at=at, partitions=counts, members=len(member_ids), member_ids=member_ids, end_offsets=end,
+                         committed=committed)
 
     def close(self) -> None:
         admin, self._admin = self._admin, None

@@ -9,6 +9,13 @@ module decides, for the loop to act on and the readiness probe to show:
   range assignor then gives every member at least one). Seen with kafka-python 3.0.x after a
   join that raced the topic's creation or a broker restart: the consumer sat in its group with
   nothing for good. Held for ``no_assignment_s`` -> recreate the consumer.
+* **not in its group**: the consumer holds no partition, has a member id, and the broker's
+  member list has not had that id for ``not_in_group_s``. Seen with kafka-python 3.0.12 (about
+  one worker start in ten in CI): the leader's SyncGroup never completed, its heartbeats were
+  off for the join, the broker expelled it after the session timeout, and the client went on
+  waiting (its request timeout is 305 s). Recreated after ``not_in_group_s`` instead of
+  ``no_assignment_s``; a healthy member is listed from its join to its leaving, and one that
+  learns it was expelled drops its id and joins again.
 * **stalled**: the consumer holds partitions whose lag (broker end offset - the group's committed
   offset) is above zero, and no committed offset of them moved for ``stall_s``, while the loop
   met no backend error in that time (an outage of PostgreSQL also stops the commits, and a new
@@ -25,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Partition = tuple[str, int]  # (topic, partition)
-Reason = Literal["no_assignment", "stalled"]
+Reason = Literal["no_assignment", "not_in_group", "stalled"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class GroupView:
     at: float
     partitions: Mapping[str, int]  # topic -> partition count (0: no such topic yet)
     members: int  # members of the consumer group
+    member_ids: frozenset[str] = frozenset()  # their ids, as the broker lists them
     end_offsets: Mapping[Partition, int] = field(default_factory=dict)
     committed: Mapping[Partition, int] = field(default_factory=dict)  # absent: never committed
 
@@ -61,6 +69,7 @@ class WatchdogConfig:
     no_assignment_s: float
     stall_s: float
     view_max_age_s: float
+    not_in_group_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Watchdog:
     def __init__(self, config: WatchdogConfig) -> None:
         self._cfg = config
         self._unassigned_since: float | None = None
+        self._absent_since: float | None = None
         self._held: frozenset[Partition] = frozenset()
         self._stall_since: float | None = None
         self._committed: int | None = None
@@ -88,19 +98,32 @@ class Watchdog:
     def reset(self) -> None:
         """A new consumer: every timer starts again."""
         self._unassigned_since = None
+        self._absent_since = None
         self._held = frozenset()
         self._stall_since = None
         self._committed = None
 
     def observe(self, now: float, held: frozenset[Partition], view: GroupView | None,
-                backend_error: bool = False) -> Verdict:
+                backend_error: bool = False, member_id: str = "") -> Verdict:
         """``held``: the partitions the consumer holds now; ``backend_error``: this loop
-        iteration failed on Kafka or the database (and will retry)."""
+        iteration failed on Kafka or the database (and will retry); ``member_id``: the
+        consumer's id in its group ("" before it joined)."""
         cfg = self._cfg
         if backend_error:
             self._last_backend_error = now
         fresh = view if view is not None and now - view.at <= cfg.view_max_age_s else None
         recreate: Reason | None = None
+
+        # -- expelled: the broker no longer lists the member the consumer thinks it is
+        absent = (not held and fresh is not None and fresh.has_partitions and bool(member_id)
+                  and member_id not in fresh.member_ids)
+        if not absent:
+            self._absent_since = None
+        elif self._absent_since is None:
+            self._absent_since = now
+        gone = 0.0 if self._absent_since is None else now - self._absent_since
+        if gone >= cfg.not_in_group_s:
+            recreate = "not_in_group"
 
         # -- no assignment
         if held:
@@ -123,8 +146,12 @@ class Watchdog:
             waited = now - self._unassigned_since
             part_ok = False
             part_detail = f"no partition held for {waited:.0f} s while the topics have partitions"
-            if waited >= cfg.no_assignment_s:
+            if waited >= cfg.no_assignment_s and recreate is None:
                 recreate = "no_assignment"
+        if self._absent_since is not None:
+            part_ok = False
+            part_detail = (f"no partition held, and the broker has not listed this member ({member_id}) "
+                           f"for {gone:.0f} s: expelled from its group")
 
         # -- stalled
         if held != self._held:  # a rebalance: judge the new set from scratch

@@ -226,13 +226,14 @@ def _supervisor(group: GroupConsumer, dog: Watchdog, latest: list[GroupView | No
     def supervise(error: BackendUnavailable | None) -> Consumer:
         health.beat()
         held = group.held()
-        verdict = dog.observe(time.monotonic(), held, latest[0], backend_error=error is not None)
+        verdict = dog.observe(time.monotonic(), held, latest[0], backend_error=error is not None,
+                              member_id=group.member_id())
         health.report("poll", error is None, "polling" if error is None else f"backing off: {error}")
         health.report("partitions", verdict.partitions_ok, verdict.partitions_detail)
         health.report("lag", verdict.lag_ok, verdict.lag_detail)
         m.READY.set(1 if held else 0)
         if verdict.recreate is not None:
-            detail = verdict.partitions_detail if verdict.recreate == "no_assignment" else verdict.lag_detail
+            detail = verdict.lag_detail if verdict.recreate == "stalled" else verdict.partitions_detail
             log.warning("watchdog: recreating the consumer reason=%s (%s)", verdict.recreate, detail)
             m.CONSUMER_RECREATED.labels(verdict.recreate).inc()
             try:
@@ -301,6 +302,7 @@ def main(settings: WorkerSettings | None = None) -> None:
     latest: list[GroupView | None] = [None]
     watch(health, "kafka", _watch_cluster(cluster, latest), s.worker_watchdog_interval_s)
     dog = Watchdog(WatchdogConfig(no_assignment_s=s.worker_no_assignment_s, stall_s=s.worker_stall_s,
+                                  not_in_group_s=s.worker_not_in_group_s,
                                   view_max_age_s=3 * s.worker_watchdog_interval_s + 10))
     producer = make_producer(s.kafka_bootstrap, s.worker_id)
     publish_alerts = alert_publisher(producer, s.topic_alerts)  # the background jobs share the producer

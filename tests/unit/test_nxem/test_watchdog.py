@@ -113,3 +113,42 @@ def test_a_rebalance_judges_the_new_partitions_from_scratch() -> None:
     assert dog.observe(119, both, view(119, end=100, committed=40)).recreate is None
     assert dog.observe(200, both, view(200, end=100, committed=40)).recreate is None  # 81 s since the move
     assert dog.observe(239, both, view(239, end=100, committed=40)).recreate == "stalled"
+
+
+def listed(at: float, *ids: str) -> GroupView:
+    """Topic r with 3 partitions; the broker lists the group members ``ids``."""
+    return GroupView(at=at, partitions={"r": 3}, members=len(ids), member_ids=frozenset(ids))
+
+
+def test_a_member_the_broker_stopped_listing_is_recreated_after_the_bound_not_the_60_s() -> None:
+    # kafka-python's join hung: the broker expelled "w-1" after the session timeout (10 s), the
+    # client still believes it is "w-1". CFG: not_in_group_s = 15 s (the default), no_assignment_s = 60 s.
+    dog = Watchdog(CFG)
+    assert dog.observe(0, frozenset(), listed(0, "w-1"), member_id="w-1").recreate is None  # joined, syncing
+    v = dog.observe(10, frozenset(), listed(10), member_id="w-1")  # expelled: the timer starts at 10 s
+    assert v.recreate is None and not v.partitions_ok and "expelled" in v.partitions_detail
+    assert dog.observe(24, frozenset(), listed(24), member_id="w-1").recreate is None  # 14 s < 15 s
+    assert dog.observe(25, frozenset(), listed(25), member_id="w-1").recreate == "not_in_group"  # 15 s
+    dog.reset()
+    assert dog.observe(26, frozenset(), listed(26), member_id="").recreate is None  # the new one has not joined
+
+
+def test_being_listed_again_or_holding_a_partition_stops_the_absence_timer() -> None:
+    dog = Watchdog(CFG)
+    dog.observe(0, frozenset(), listed(0, "other"), member_id="w-1")
+    dog.observe(10, frozenset(), listed(10, "other", "w-1"), member_id="w-1")  # listed: timer off
+    assert dog.observe(20, frozenset(), listed(20, "other"), member_id="w-1").recreate is None  # 0 s again
+    assert dog.observe(34, frozenset(), listed(34, "other"), member_id="w-1").recreate is None  # 14 s
+    assert dog.observe(40, MINE, listed(40, "other"), member_id="w-1").recreate is None  # holds a partition
+
+
+def test_no_absence_before_the_first_join() -> None:
+    dog = Watchdog(CFG)
+    for t in (0, 20, 40):  # no id yet: the broker cannot list it (the 60 s rule still runs)
+        assert dog.observe(t, frozenset(), listed(t), member_id="").recreate is None
+
+
+def test_a_stale_view_decides_no_absence() -> None:
+    dog = Watchdog(CFG)
+    for t in (31, 50, 70):  # a view taken at 0 s is older than view_max_age_s (30 s): Kafka unreachable
+        assert dog.observe(t, frozenset(), listed(0), member_id="w-1").recreate is None
