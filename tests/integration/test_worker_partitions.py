@@ -242,6 +242,22 @@ def test_kafka_restarted_under_a_group_of_two_workers(services: ServiceSettings,
                 readings=truth.readings, consumers_recreated=recreated)
 
 
+def test_a_worker_on_existing_topics_holds_partitions_from_its_first_join(services: ServiceSettings) -> None:
+    # Without the topics' metadata before it joined, kafka-python's first join assigned nothing
+    # (32 of 40 worker starts in a CI run), and the second join that followed at once hung in
+    # about one start in ten. Three workers, each in a group of its own: each one's first
+    # assignment (its own log line "partitions assigned [...]") holds all 6 partitions
+    # (readings and dead letters, 3 each).
+    with pipeline(services) as p:
+        for i in range(3):
+            w = p.start_worker(name=f"first-join{i}", NXEM_WORKER_GROUP=f"first-join{i}-{p.suffix}")
+            lines = [ln for ln in w.log.read_text(encoding="utf-8", errors="replace").splitlines()
+                     if "partitions assigned" in ln]
+            assert lines, f"{w.name} logged no assignment"
+            assert lines[0].count("', ") == 6, f"{w.name}: first assignment {lines[0]}"
+            w.kill()
+
+
 def test_partitions_added_while_running_are_consumed(services: ServiceSettings) -> None:
     from kafka import KafkaAdminClient
     from kafka.admin import NewPartitions

@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 from nxem.errors import BackendUnavailable
-from nxem.kafka import ClusterWatch, KafkaUnavailable, make_consumer
+from nxem.kafka import ClusterWatch, KafkaUnavailable, make_consumer, metadata_before_join
 
 
 def _closed_port() -> str:
@@ -46,3 +46,34 @@ def test_failed_clients_leave_no_thread_behind(caplog: pytest.LogCaptureFixture)
                 t.join(5)
         gc.collect()
     assert _io_threads() == before
+
+
+class _Metadata:
+    """Stands in for a KafkaConsumer's ``partitions_for_topic`` (the only call made)."""
+
+    def __init__(self, release: threading.Event | None = None, fail: bool = False) -> None:
+        self.asked: list[str] = []
+        self._release, self._fail = release, fail
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        self.asked.append(topic)
+        if self._fail:
+            raise OSError("broker gone")
+        if self._release is not None:
+            self._release.wait(10)  # kafka-python's fetch waits for Kafka without a timeout
+        return {0, 1, 2}
+
+
+def test_metadata_before_join_asks_for_every_topic() -> None:
+    fake = _Metadata()
+    assert metadata_before_join(fake, ["r", "d"], timeout_s=5) is True
+    assert fake.asked == ["r", "d"]
+
+
+def test_metadata_before_join_gives_up_at_its_bound_and_on_errors() -> None:
+    release = threading.Event()
+    try:
+        assert metadata_before_join(_Metadata(release), ["r"], timeout_s=0.2) is False
+    finally:
+        release.set()  # the helper thread ends
+    assert metadata_before_join(_Metadata(fail=True), ["r"], timeout_s=1) is False
