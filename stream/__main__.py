@@ -226,8 +226,9 @@ def _supervisor(group: GroupConsumer, dog: Watchdog, latest: list[GroupView | No
     def supervise(error: BackendUnavailable | None) -> Consumer:
         health.beat()
         held = group.held()
+        # the member id matters only to a consumer holding nothing: no coordinator lock per poll otherwise
         verdict = dog.observe(time.monotonic(), held, latest[0], backend_error=error is not None,
-                              member_id=group.member_id())
+                              member_id="" if held else group.member_id())
         health.report("poll", error is None, "polling" if error is None else f"backing off: {error}")
         health.report("partitions", verdict.partitions_ok, verdict.partitions_detail)
         health.report("lag", verdict.lag_ok, verdict.lag_detail)
